@@ -1,0 +1,230 @@
+"""The completion pipeline, shared by the language server and `hintwise complete`.
+
+context (tree-sitter, windows, mode) → typing-along cache → model worker → post-processing.
+Everything here runs on the asyncio loop except the engine call, which the worker runs on its
+own thread; the loop only awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from lsp_server import context as cursor_context
+from lsp_server import postprocess
+from lsp_server.config import CompletionSettings
+from lsp_server.documents import Document
+from models.engine import Completion, CompletionRequest
+from models.worker import ModelUnavailable, ModelWorker, Priority
+
+# Open documents keep this many recent suggestions for typing along them.
+CACHE_PER_DOCUMENT = 8
+
+
+@dataclass
+class Result:
+    """One answer to a completion request: a suggestion, or the reason there is none."""
+
+    text: str | None
+    reason: str
+    id: str | None = None
+    uri: str = ""
+    offset: int = 0
+    mode: str = "none"
+    model: str = ""
+    from_cache: bool = False
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    engine: Completion | None = None
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict:
+        """The shape `hintwise complete --json` prints."""
+        engine = self.engine
+        return {
+            "text": self.text,
+            "id": self.id,
+            "reason": self.reason,
+            "mode": self.mode,
+            "model": self.model,
+            "fim": bool(engine and engine.fim),
+            "from_cache": self.from_cache,
+            "latency_ms": {key: round(value, 2) for key, value in self.latency_ms.items()},
+            "tokens": {
+                "prompt": engine.prompt_tokens if engine else 0,
+                "evaluated": engine.evaluated_tokens if engine else 0,
+                "reused": engine.reused_tokens if engine else 0,
+                "generated": engine.generated_tokens if engine else 0,
+            },
+            "token_logprobs": [round(v, 4) for v in engine.token_logprobs] if engine else [],
+            "stop_reason": engine.stop_reason if engine else None,
+            "healed": engine.healed if engine else "",
+        }
+
+
+@dataclass
+class _Shown:
+    prefix_start: int
+    prefix: str
+    line_suffix: str
+    result: Result
+
+
+class TypingCache:
+    """Recent suggestions per document, answering a request whose typed text follows one.
+
+    Typing `re` into a shown `return x` must not call the model again: the answer is `turn x`.
+    """
+
+    def __init__(self) -> None:
+        self._shown: dict[str, deque[_Shown]] = {}
+
+    def add(self, uri: str, ctx: cursor_context.CursorContext, result: Result) -> None:
+        entries = self._shown.setdefault(uri, deque(maxlen=CACHE_PER_DOCUMENT))
+        entries.appendleft(_Shown(ctx.prefix_start, ctx.prefix, ctx.line_suffix, result))
+
+    def lookup(self, uri: str, ctx: cursor_context.CursorContext) -> tuple[Result, str] | None:
+        for entry in self._shown.get(uri, ()):
+            text = entry.result.text or ""
+            if entry.prefix_start != ctx.prefix_start or entry.line_suffix != ctx.line_suffix:
+                continue
+            if not ctx.prefix.startswith(entry.prefix):
+                continue
+            typed = ctx.prefix[len(entry.prefix) :]
+            if text.startswith(typed) and len(typed) < len(text):
+                return entry.result, text[len(typed) :]
+        return None
+
+    def forget(self, uri: str) -> None:
+        self._shown.pop(uri, None)
+
+
+class Completer:
+    """Per-server completion state: prompt anchors, the typing cache, and the model worker."""
+
+    def __init__(self, worker: ModelWorker, model_name: str = ""):
+        self.worker = worker
+        self.model_name = model_name
+        self.anchors: dict[str, int] = {}
+        self.cache = TypingCache()
+
+    def forget(self, uri: str) -> None:
+        self.anchors.pop(uri, None)
+        self.cache.forget(uri)
+
+    def _request(
+        self, ctx: cursor_context.CursorContext, settings: CompletionSettings, warm: bool = False
+    ) -> CompletionRequest:
+        return CompletionRequest(
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            max_tokens=settings.max_tokens,
+            time_limit_s=settings.time_limit_ms / 1000,
+            prefix_budget=settings.prefix_tokens,
+            suffix_budget=settings.suffix_tokens,
+            token_healing=settings.token_healing,
+            stop=cursor_context.stop_rule(ctx, settings.max_lines),
+            warm_only=warm,
+        )
+
+    def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:
+        """Evaluate the prompt for `offset` in the background so the next request is warm."""
+        if not settings.enabled or not settings.prewarm or self.worker.state == "failed":
+            return
+        ctx = cursor_context.build(
+            document, offset, settings, self.anchors.get(document.uri), automatic=False
+        )
+        if document.looks_binary():
+            return
+        request = self._request(ctx, settings, warm=True)
+        uri = document.uri
+
+        def warm(engine, cancelled):
+            completion = engine.complete(request, cancelled)
+            self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+            return completion
+
+        self.worker.submit(warm, Priority.WARM, key=f"warm:{uri}")
+
+    async def complete(
+        self,
+        document: Document,
+        offset: int,
+        settings: CompletionSettings,
+        automatic: bool = True,
+    ) -> Result:
+        """A suggestion at character `offset` of `document`, or the reason there is none."""
+        started = time.perf_counter()
+        uri = document.uri
+        if not settings.enabled:
+            return Result(None, "completions are turned off (completion.enabled)", uri=uri)
+        ctx = cursor_context.build(document, offset, settings, self.anchors.get(uri), automatic)
+        context_done = time.perf_counter()
+        latency = {"context": (context_done - started) * 1000}
+        base = dict(uri=uri, offset=ctx.offset, mode=ctx.mode, model=self.model_name)
+        if ctx.mode == "none":
+            latency["total"] = latency["context"]
+            return Result(None, ctx.reason, latency_ms=latency, **base)
+        hit = self.cache.lookup(uri, ctx)
+        if hit is not None:
+            shown, remaining = hit
+            latency["total"] = (time.perf_counter() - started) * 1000
+            return Result(
+                remaining,
+                "typed along a shown suggestion",
+                id=shown.id,
+                from_cache=True,
+                latency_ms=latency,
+                engine=shown.engine,
+                **base,
+            )
+        self.worker.cancel_key(f"warm:{uri}")
+        request = self._request(ctx, settings)
+        job = self.worker.submit(
+            lambda engine, cancelled: engine.complete(request, cancelled), key=uri
+        )
+        try:
+            completion: Completion = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            self.worker.cancel(job)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the client cancelled this request
+            return Result(None, "superseded by a newer request", latency_ms=latency, **base)
+        except ModelUnavailable as error:
+            return Result(None, f"no model: {error}", latency_ms=latency, **base)
+        generated = time.perf_counter()
+        self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+        latency.update(
+            queue=((job.started_at or generated) - job.submitted_at) * 1000,
+            tokenize=completion.tokenize_ms,
+            prompt=completion.prompt_ms,
+            generate=completion.generate_ms,
+        )
+        if completion.stop_reason == "cancelled":
+            latency["total"] = (generated - started) * 1000
+            return Result(None, "cancelled", latency_ms=latency, engine=completion, **base)
+        finished = postprocess.finish(
+            ctx,
+            document,
+            completion.text,
+            max_lines=settings.max_lines,
+            min_chars=settings.min_chars,
+            truncated=completion.stop_reason in ("max_tokens", "time", "context"),
+        )
+        done = time.perf_counter()
+        latency["postprocess"] = (done - generated) * 1000
+        latency["total"] = (done - started) * 1000
+        result = Result(
+            finished.text,
+            finished.reason,
+            id=uuid.uuid4().hex if finished.text else None,
+            latency_ms=latency,
+            engine=completion,
+            **base,
+        )
+        if finished.text:
+            self.cache.add(uri, ctx, result)
+        return result

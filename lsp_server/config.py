@@ -1,0 +1,189 @@
+"""Settings: every knob, its default, and where a value may come from.
+
+Sources, later ones winning: the defaults below, the environment (`HINTWISE_MODEL`,
+`HINTWISE_DATA_DIR`), the client's `initializationOptions`, its `workspace/configuration`
+section `hintwise` (re-read on didChangeConfiguration), and command-line flags. Keys are dotted
+(`completion.max_lines`) and may also arrive nested (`{"completion": {"max_lines": 4}}`). A value
+of the wrong type is reported and ignored, never fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+from models.bundled import DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = DEFAULT_MODEL
+    """Bundled model: gemma3-270m or smollm2-135m. Ignored when `path` is set."""
+    path: str = ""
+    """Any GGUF file; overrides `name`. Env: HINTWISE_MODEL (a path or a bundled name)."""
+    context_length: int = 4096
+    """llama.cpp context size in tokens (prompt window + suggestion must fit)."""
+    threads: int = 0
+    """CPU threads for llama.cpp; 0 = all cores (at most 8)."""
+    gpu_layers: int = 0
+    """Layers to offload to a GPU, if llama.cpp was built with one."""
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enabled: bool = True
+    """Offer completions at all."""
+    prefix_tokens: int = 1024
+    """Model tokens of code before the cursor in the prompt (cut at a line start)."""
+    suffix_tokens: int = 128
+    """Model tokens of code after the cursor, for models with FIM tokens."""
+    max_tokens: int = 64
+    """Most tokens generated for one suggestion."""
+    max_lines: int = 8
+    """Most lines in a multi-line suggestion."""
+    time_limit_ms: int = 1000
+    """Most time spent generating one suggestion (the prompt evaluation is not counted)."""
+    multiline: Literal["auto", "always", "never"] = "auto"
+    """auto: several lines on an empty line that opens or ends a block, one line elsewhere."""
+    min_chars: int = 3
+    """Suggestions with fewer non-blank characters are dropped."""
+    max_chars_right: int = 8
+    """Automatic requests are skipped with more non-blank characters right of the cursor."""
+    token_healing: bool = True
+    """Re-create the token the cursor splits (after `ret`, after auto-indent) instead of
+    continuing from a broken token."""
+    prewarm: bool = True
+    """Evaluate the prompt when a document is opened or edited after a pause."""
+    prewarm_pause_ms: int = 1000
+    """Pause in typing after which an edit triggers a prompt pre-warm."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    data_dir: str = ""
+    """Where hintwise keeps the assembled model and (later) its feedback store.
+    Default: the platform's user data dir. Env: HINTWISE_DATA_DIR."""
+
+    @property
+    def data_path(self) -> Path:
+        return (
+            Path(self.data_dir) if self.data_dir else Path(platformdirs.user_data_dir("hintwise"))
+        )
+
+    @property
+    def models_path(self) -> Path:
+        return self.data_path / "models"
+
+    def model_spec(self) -> str:
+        """The path, or bundled name, of the model these settings select."""
+        return self.model.path or self.model.name
+
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """{"completion": {"max_lines": 4}} and {"completion.max_lines": 4} both → dotted keys."""
+    flat: dict[str, Any] = {}
+    if not isinstance(values, dict):
+        return flat
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind_name == "bool" or kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    if kind_name == "int" or kind is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be a whole number, not {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+        if number < 0:
+            raise ValueError(f"{key} must not be negative, not {value!r}")
+        return number
+    if "Literal" in str(kind):
+        allowed = [a.strip(" '\"") for a in str(kind).split("[", 1)[1].rstrip("]").split(",")]
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text, not {value!r}")
+    return value
+
+
+def apply(settings: Settings, values: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """New settings with `values` (dotted or nested) applied, and a message per rejected value."""
+    problems: list[str] = []
+    changes: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in flatten(values).items():
+        section, _, name = key.partition(".")
+        current = getattr(settings, section, None) if section in _SECTIONS else None
+        try:
+            if not name and section in _TOP_LEVEL:
+                top[section] = _coerce(value, _TOP_LEVEL[section], key)
+            elif current is not None and name in _fields(current):
+                changes.setdefault(section, {})[name] = _coerce(value, _fields(current)[name], key)
+            else:
+                problems.append(f"unknown setting {key!r}")
+        except ValueError as error:
+            problems.append(str(error))
+    replaced = {
+        section: dataclasses.replace(getattr(settings, section), **values)
+        for section, values in changes.items()
+    }
+    return dataclasses.replace(settings, **top, **replaced), problems
+
+
+def _fields(section: Any) -> dict[str, Any]:
+    return {f.name: f.type for f in dataclasses.fields(section)}
+
+
+_SECTIONS = ("model", "completion")
+_TOP_LEVEL = {"data_dir": str}
+
+
+def from_environment(settings: Settings | None = None) -> Settings:
+    """Defaults plus HINTWISE_MODEL and HINTWISE_DATA_DIR."""
+    settings = settings or Settings()
+    values: dict[str, Any] = {}
+    model = os.environ.get("HINTWISE_MODEL", "").strip()
+    if model:
+        from models.bundled import is_bundled_name
+
+        values["model.name" if is_bundled_name(model) else "model.path"] = model
+    data_dir = os.environ.get("HINTWISE_DATA_DIR", "").strip()
+    if data_dir:
+        values["data_dir"] = data_dir
+    return apply(settings, values)[0]
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting's dotted key and default value (the README's table is checked against it)."""
+    result: dict[str, Any] = {}
+    defaults_ = Settings()
+    for section in _SECTIONS:
+        for name, value in dataclasses.asdict(getattr(defaults_, section)).items():
+            result[f"{section}.{name}"] = value
+    for name in _TOP_LEVEL:
+        result[name] = getattr(defaults_, name)
+    return result

@@ -1,0 +1,240 @@
+"""What the model sees and what kind of answer to ask for, at one cursor position.
+
+`build` cuts the prefix and suffix windows (in characters, at line boundaries; the engine then
+sizes them in tokens), reads the syntax state from tree-sitter, and decides between no
+completion, a single line, and several lines. `stop_rule` turns that decision into the check the
+engine runs after every token, so a single-line suggestion stops at its newline instead of
+spending the rest of its token budget.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from lsp_server.config import CompletionSettings
+from lsp_server.documents import Document
+from lsp_server.syntax import INDENT_BLOCK_LANGUAGES, SyntaxState, state_at
+
+Mode = Literal["none", "single", "multi"]
+
+# Generous characters per token when cutting the character window the engine then measures.
+CHARS_PER_TOKEN = 8
+SUFFIX_MIN_CHARS = 2000
+NEXT_LINES = 8
+
+_BRACE_OPENERS = ("{", "(", "[", "=>")
+_TRAILING_COMMENT = re.compile(r"\s*(#|//).*$")
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    language_id: str
+    offset: int
+    prefix_start: int  # offset of the first character of `prefix` (always a line start)
+    prefix: str
+    suffix: str
+    line_prefix: str
+    line_suffix: str
+    previous_line: str  # nearest non-blank line above the cursor line
+    next_lines: tuple[str, ...]  # lines below the cursor line
+    syntax: SyntaxState
+    mode: Mode
+    reason: str  # why this mode (shown by `hintwise complete --json`)
+
+    @property
+    def indent_blocks(self) -> bool:
+        return self.language_id in INDENT_BLOCK_LANGUAGES
+
+
+def indentation(line: str) -> int:
+    """Indentation width, tabs counted as 4 columns."""
+    width = 0
+    for char in line:
+        if char == " ":
+            width += 1
+        elif char == "\t":
+            width += 4
+        else:
+            break
+    return width
+
+
+def _code_part(line: str) -> str:
+    return _TRAILING_COMMENT.sub("", line).rstrip()
+
+
+def opens_block(line: str, language_id: str) -> bool:
+    code = _code_part(line)
+    if language_id in INDENT_BLOCK_LANGUAGES:
+        return code.endswith(":")
+    return code.endswith(_BRACE_OPENERS) or code.endswith(":")
+
+
+def _line_start(text: str, offset: int) -> int:
+    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+
+
+def _prefix_start(text: str, offset: int, anchor: int | None, max_chars: int) -> int:
+    """Keep the caller's anchor while it is usable, else start at a line about max_chars back."""
+    if (
+        anchor is not None
+        and 0 <= anchor <= offset
+        and offset - anchor <= max_chars
+        and (anchor == 0 or text[anchor - 1] in "\r\n")
+    ):
+        return anchor
+    if offset <= max_chars:
+        return 0
+    start = text.find("\n", offset - max_chars) + 1
+    return start if 0 < start <= offset else _line_start(text, offset)
+
+
+def _decide(
+    document: Document,
+    line_prefix: str,
+    line_suffix: str,
+    previous_line: str,
+    next_lines: tuple[str, ...],
+    settings: CompletionSettings,
+    automatic: bool,
+) -> tuple[Mode, str]:
+    if document.looks_binary():
+        return "none", "binary content"
+    right = line_suffix.strip()
+    if right and not line_prefix.strip():
+        return "none", "cursor before the code on this line"
+    if automatic:
+        if len(right) > settings.max_chars_right:
+            return "none", f"more than {settings.max_chars_right} characters right of the cursor"
+        if line_suffix[:1].isalnum() or line_suffix[:1] == "_":
+            return "none", "cursor inside a word"
+    if settings.multiline == "never":
+        return "single", "multi-line suggestions are off"
+    if settings.multiline == "always":
+        return "multi", "multi-line suggestions always on"
+    if right:
+        return "single", "text right of the cursor"
+    language_id = document.language_id
+    if line_prefix.strip():
+        if opens_block(line_prefix, language_id):
+            return "multi", "end of a line that opens a block"
+        return "single", "inside a line"
+    if previous_line and opens_block(previous_line, language_id):
+        return "multi", "empty line after a block opener"
+    following = next((line for line in next_lines if line.strip()), None)
+    if following is None:
+        return "multi", "empty line at the end of the file"
+    if indentation(following) < indentation(line_prefix) or following.strip()[:1] in ")]}":
+        return "multi", "empty line at the end of a block"
+    return "single", "empty line inside a block"
+
+
+def build(
+    document: Document,
+    offset: int,
+    settings: CompletionSettings,
+    anchor: int | None = None,
+    automatic: bool = True,
+) -> CursorContext:
+    """The context for a completion at character `offset` of `document`."""
+    text = document.text
+    offset = max(0, min(offset, len(text)))
+    start = _prefix_start(text, offset, anchor, settings.prefix_tokens * CHARS_PER_TOKEN)
+    suffix_chars = max(SUFFIX_MIN_CHARS, settings.suffix_tokens * CHARS_PER_TOKEN)
+    suffix = text[offset : offset + suffix_chars]
+    line_start = _line_start(text, offset)
+    line_prefix = text[line_start:offset]
+    line_suffix = re.split(r"\r\n|\r|\n", suffix, maxsplit=1)[0]
+    below = re.split(r"\r\n|\r|\n", suffix)[1 : NEXT_LINES + 1]
+    above = text[max(0, line_start - 4000) : line_start].splitlines()
+    previous_line = next((line for line in reversed(above) if line.strip()), "")
+    tree = document.syntax.update(text)
+    syntax = state_at(tree, len(text[:offset].encode("utf-8", errors="surrogatepass")))
+    mode, reason = _decide(
+        document, line_prefix, line_suffix, previous_line, tuple(below), settings, automatic
+    )
+    return CursorContext(
+        language_id=document.language_id,
+        offset=offset,
+        prefix_start=start,
+        prefix=text[start:offset],
+        suffix=suffix,
+        line_prefix=line_prefix,
+        line_suffix=line_suffix,
+        previous_line=previous_line,
+        next_lines=tuple(below),
+        syntax=syntax,
+        mode=mode,
+        reason=reason,
+    )
+
+
+def _block_floor(context: CursorContext) -> int:
+    """Lines of a multi-line suggestion must stay indented at least this deep (indent languages)."""
+    if context.line_prefix.strip():
+        return indentation(context.line_prefix) + 1
+    return indentation(context.line_prefix)
+
+
+def bracket_delta(line: str) -> int:
+    delta = 0
+    quote = ""
+    for char in line:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            delta += 1
+        elif char in ")]}":
+            delta -= 1
+    return delta
+
+
+def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | None]:
+    """The check run after each generated token: where to cut the text, or None to go on."""
+    if context.mode != "multi":
+
+        def single(text: str) -> int | None:
+            newline = text.find("\n")
+            return newline if newline >= 0 else None
+
+        return single
+
+    floor = _block_floor(context)
+    indent_blocks = context.indent_blocks
+
+    def multi(text: str) -> int | None:
+        lines = text.split("\n")
+        position = len(lines[0])
+        depth = bracket_delta(lines[0])
+        blank_run = 0
+        kept = 1 if lines[0].strip() else 0
+        for index, line in enumerate(lines[1:], start=1):
+            finished = index < len(lines) - 1
+            if not line.strip():
+                blank_run += 1 if finished else 0
+                if blank_run >= 2:
+                    return position
+                position += 1 + len(line)
+                continue
+            blank_run = 0
+            if indent_blocks:
+                if indentation(line) < floor and (finished or line.strip()):
+                    return position
+            else:
+                depth += bracket_delta(line)
+                if depth < 0:
+                    return position
+            if finished:
+                kept += 1
+                if kept >= max_lines:
+                    return position + 1 + len(line)
+            position += 1 + len(line)
+        return None
+
+    return multi

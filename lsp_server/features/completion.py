@@ -1,0 +1,114 @@
+"""textDocument/inlineCompletion, textDocument/completion, and the `hintwise.accept` command."""
+
+from __future__ import annotations
+
+import re
+
+from lsprotocol import types
+
+from lsp_server.completion import Result
+from lsp_server.documents import Document
+from lsp_server.server import HintwiseServer
+
+ACCEPT_COMMAND = "hintwise.accept"
+_WORD_BEFORE = re.compile(r"[\w$]*$")
+
+
+def _accept(result: Result) -> types.Command:
+    return types.Command(title="Accept suggestion", command=ACCEPT_COMMAND, arguments=[result.id])
+
+
+def _position(document: Document, offset: int) -> types.Position:
+    line, character = document.position_at(offset)
+    return types.Position(line=line, character=character)
+
+
+async def suggest(
+    ls: HintwiseServer, uri: str, position: types.Position, automatic: bool
+) -> tuple[Document, Result] | None:
+    """Run the completion pipeline for a client request; None when there is nothing to show."""
+    document = ls.documents.get(uri)
+    if document is None or ls.completer is None:
+        return None
+    offset = document.offset_at(position.line, position.character)
+    result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
+    if not result.text:
+        return None
+    ls.suggestions.shown(result)
+    return document, result
+
+
+def inline_items(document: Document, result: Result) -> types.InlineCompletionList:
+    here = _position(document, result.offset)
+    return types.InlineCompletionList(
+        items=[
+            types.InlineCompletionItem(
+                insert_text=result.text or "",
+                range=types.Range(start=here, end=here),
+                command=_accept(result),
+            )
+        ]
+    )
+
+
+def completion_items(document: Document, result: Result) -> types.CompletionList:
+    """One item that replaces the word before the cursor, so clients filter it by that word."""
+    text = result.text or ""
+    line_start = document.text.rfind("\n", 0, result.offset) + 1
+    word = _WORD_BEFORE.search(document.text[line_start : result.offset]).group(0)
+    full = word + text
+    first_line = full.split("\n", 1)[0]
+    label = first_line if len(first_line) <= 60 else first_line[:57] + "…"
+    if "\n" in full:
+        label += " …"
+    edit_range = types.Range(
+        start=_position(document, result.offset - len(word)), end=_position(document, result.offset)
+    )
+    item = types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Text,
+        detail=f"hintwise · {result.model}",
+        documentation=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=f"```{document.language_id}\n{full}\n```"
+        ),
+        filter_text=full,
+        sort_text="0",
+        preselect=True,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=edit_range, new_text=full),
+        command=_accept(result),
+        data={"id": result.id},
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def register(server: HintwiseServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: HintwiseServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        found = await suggest(ls, params.text_document.uri, params.position, automatic)
+        if found is None:
+            return types.InlineCompletionList(items=[])
+        return inline_items(*found)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+    async def completion(
+        ls: HintwiseServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        context = params.context
+        automatic = (
+            context is not None and context.trigger_kind != types.CompletionTriggerKind.Invoked
+        )
+        found = await suggest(ls, params.text_document.uri, params.position, automatic)
+        if found is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        return completion_items(*found)
+
+    @server.command(ACCEPT_COMMAND)
+    def accept(ls: HintwiseServer, suggestion_id: str) -> dict:
+        record = ls.suggestions.accepted(suggestion_id)
+        if record is None:
+            return {"accepted": False, "reason": "unknown or expired suggestion id"}
+        return {"accepted": True, "id": suggestion_id}

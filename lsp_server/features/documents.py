@@ -1,0 +1,73 @@
+"""didOpen / didChange / didClose: keep hintwise's copy of each document and warm its prompt."""
+
+from __future__ import annotations
+
+import time
+
+from lsprotocol import types
+
+from lsp_server.context import CHARS_PER_TOKEN
+from lsp_server.documents import Document
+from lsp_server.server import HintwiseServer
+from lsp_server.syntax import language_for_path
+
+
+def opening_offset(document: Document, prefix_tokens: int) -> int:
+    """Where to warm a freshly opened file: the end of its first prompt window.
+
+    Windows start at the top of files shorter than the budget, so warming that window makes
+    every position in such a file warm; in longer files it covers the top, where editors
+    usually put the cursor on open.
+    """
+    limit = prefix_tokens * CHARS_PER_TOKEN // 2
+    if len(document.text) <= limit:
+        return len(document.text)
+    end = document.text.rfind("\n", 0, limit)
+    return end if end > 0 else limit
+
+
+def register(server: HintwiseServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: HintwiseServer, params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        language = item.language_id
+        if not language or language == "plaintext":
+            language = language_for_path(item.uri)
+        document = ls.documents.open(item.uri, language, item.version, item.text)
+        ls.last_change[item.uri] = time.monotonic()
+        if ls.completer is not None:
+            settings = ls.settings.completion
+            ls.completer.prewarm(
+                document, opening_offset(document, settings.prefix_tokens), settings
+            )
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: HintwiseServer, params: types.DidChangeTextDocumentParams) -> None:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None:
+            return
+        end_offset = None
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start = (change.range.start.line, change.range.start.character)
+                end = (change.range.end.line, change.range.end.character)
+                document.apply_change(change.text, start, end)
+                end_offset = document.offset_at(*start) + len(change.text)
+            else:
+                document.apply_change(change.text, None, None)
+        document.version = params.text_document.version
+        now = time.monotonic()
+        paused = now - ls.last_change.get(document.uri, 0.0)
+        ls.last_change[document.uri] = now
+        settings = ls.settings.completion
+        if end_offset is not None and ls.completer is not None:
+            if paused * 1000 >= settings.prewarm_pause_ms:
+                ls.completer.prewarm(document, end_offset, settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: HintwiseServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.documents.close(uri)
+        ls.last_change.pop(uri, None)
+        if ls.completer is not None:
+            ls.completer.forget(uri)

@@ -1,0 +1,91 @@
+"""initialize, initialized, configuration changes, shutdown, and `hintwise/status`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsprotocol import types
+
+from lsp_server.server import HintwiseServer
+
+log = logging.getLogger("hintwise")
+
+CONFIGURATION_TIMEOUT_S = 5.0
+
+
+def _section(values) -> dict:
+    """Settings may arrive as {"hintwise": {...}} or as the section itself."""
+    if not isinstance(values, dict):
+        return {}
+    inner = values.get("hintwise")
+    return inner if isinstance(inner, dict) else values
+
+
+async def fetch_configuration(server: HintwiseServer) -> dict | None:
+    """The client's `hintwise` settings section, if it supports workspace/configuration."""
+    workspace = server.client_capabilities.workspace
+    if workspace is None or not workspace.configuration:
+        return None
+    try:
+        answer = await asyncio.wait_for(
+            server.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="hintwise")])
+            ),
+            CONFIGURATION_TIMEOUT_S,
+        )
+    except Exception as error:  # a client that errs or never answers keeps the defaults
+        log.warning("workspace/configuration failed: %s", error)
+        return None
+    return _section(answer[0]) if answer else None
+
+
+def status(server: HintwiseServer) -> dict:
+    """What the server is doing, for editor status bars, tests and `hintwise doctor`."""
+    engine = server.worker.engine if server.worker is not None else None
+    return {
+        "version": server.version,
+        "model": server.settings.model_spec(),
+        "state": server.model_state,
+        "error": server.model_error,
+        "fim": engine.info.fim_family if engine is not None else None,
+        "documents": len(server.documents),
+        "suggestions": server.suggestions.counts(),
+    }
+
+
+def register(server: HintwiseServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: HintwiseServer, params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
+        encoding = ls.workspace.position_encoding or types.PositionEncodingKind.Utf16
+        ls.documents.encoding = str(getattr(encoding, "value", encoding))
+        options = _section(params.initialization_options)
+        if options:
+            ls.update_settings(options)
+        else:
+            ls.start_model()
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: HintwiseServer, params: types.InitializedParams) -> None:
+        for problem in ls.startup_problems:
+            ls.tell(f"hintwise: ignoring a setting: {problem}", types.MessageType.Warning)
+        values = await fetch_configuration(ls)
+        if values:
+            ls.update_settings(values)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def changed(ls: HintwiseServer, params: types.DidChangeConfigurationParams) -> None:
+        values = _section(params.settings) if params.settings else None
+        if not values:
+            values = await fetch_configuration(ls)
+        if values:
+            ls.update_settings(values)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: HintwiseServer, params) -> None:
+        ls.stop()
+
+    @server.feature("hintwise/status")
+    def hintwise_status(ls: HintwiseServer, params) -> dict:
+        return status(ls)

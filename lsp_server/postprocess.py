@@ -1,0 +1,115 @@
+"""Turn what the model wrote into what the editor should show, or into nothing.
+
+The peers' users complain most about suggestions that repeat the code below the cursor, that
+close a bracket the line already closes, and that are too small to be worth a glance; this module
+removes those. For multi-line suggestions tree-sitter picks the longest run of whole lines that
+does not add parse errors to the document, so a suggestion cut by the token cap never ends in the
+middle of a statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lsp_server.context import CursorContext, bracket_delta, stop_rule
+from lsp_server.documents import Document
+from lsp_server.syntax import count_errors
+
+
+@dataclass(frozen=True)
+class Finished:
+    text: str | None  # None: show nothing
+    reason: str  # what was done, for --json and the logs
+
+
+def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
+    """`foo("x"|)` with suggestion `"y")` → `"y"`: the line already has the closing part."""
+    rest = line_suffix.strip()
+    if rest and first_line.rstrip().endswith(rest):
+        return first_line.rstrip()[: -len(rest)]
+    return first_line
+
+
+def _balance_brackets(line_prefix: str, first_line: str) -> str:
+    """Cut a single line where it closes more brackets than the current line has open."""
+    open_count = max(0, bracket_delta(line_prefix))
+    depth = open_count
+    quote = ""
+    for index, char in enumerate(first_line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return first_line[:index]
+    return first_line
+
+
+def _drop_repeated_tail(lines: list[str], next_lines: tuple[str, ...]) -> list[str]:
+    """Cut the suggestion where it starts re-writing the lines that already follow the cursor."""
+    following = [line.strip() for line in next_lines if line.strip()]
+    if not following:
+        return lines
+    for index in range(1, len(lines)):
+        if lines[index].strip() and lines[index].strip() == following[0]:
+            return lines[:index]
+    return lines
+
+
+def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
+    """The longest leading run of lines that adds no parse error to the document."""
+    tree = document.syntax.tree
+    if tree is None or len(lines) <= 1:
+        return lines
+    baseline = count_errors(tree.root_node)
+    text = document.text
+    for count in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:count])
+        variant = document.syntax.parse_variant(text[:offset] + candidate + text[offset:])
+        if variant is None or count_errors(variant.root_node) <= baseline:
+            return lines[:count]
+    return lines[:1]
+
+
+def finish(
+    context: CursorContext,
+    document: Document,
+    raw: str,
+    *,
+    max_lines: int,
+    min_chars: int,
+    truncated: bool = False,
+) -> Finished:
+    """Clean the raw model text for display at the cursor described by `context`."""
+    if not raw.strip():
+        return Finished(None, "empty suggestion")
+    cut = stop_rule(context, max_lines)(raw)
+    text = raw[:cut] if cut is not None else raw
+    if context.mode == "multi":
+        lines = text.rstrip().split("\n")
+        # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
+        if truncated and len(lines) > 1 and cut is None:
+            lines = lines[:-1]
+        lines = _drop_repeated_tail(lines, context.next_lines)
+        lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
+        lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
+        while lines and not lines[-1].strip():
+            lines.pop()
+        text = "\n".join(lines)
+    else:
+        text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
+        text = _balance_brackets(context.line_prefix, text)
+        whole_line = (context.line_prefix + text).strip()
+        following = next((line for line in context.next_lines if line.strip()), "")
+        if whole_line and whole_line == following.strip():
+            return Finished(None, "repeats the next line")
+        if not context.line_prefix.strip() and whole_line == context.previous_line.strip():
+            return Finished(None, "repeats the previous line")
+    if len(text.strip()) < min_chars:
+        return Finished(None, f"fewer than {min_chars} characters")
+    return Finished(text, "ok")

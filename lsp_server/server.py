@@ -1,0 +1,197 @@
+"""The language server: state shared by the feature handlers, and how it is assembled.
+
+Handlers live in `lsp_server/features/`, one module per concern, each a thin layer over plain
+functions. This module holds what they share: settings, open documents, the model worker, the
+completer, and messages to the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from importlib.metadata import PackageNotFoundError, version
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from lsp_server import config, engine_setup
+from lsp_server.completion import Completer
+from lsp_server.documents import DocumentStore
+from lsp_server.suggestions import SuggestionLog
+from models.worker import ModelWorker, Priority
+
+log = logging.getLogger("hintwise")
+
+try:
+    __version__ = version("hintwise")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+
+class HintwiseProtocol(LanguageServerProtocol):
+    """pygls' protocol, but a failure in pygls' own copy of a document never stops ours.
+
+    pygls applies didChange to its workspace before calling our handler and skips the handler
+    if that raises; our DocumentStore is the copy completions use, so it must always be updated.
+    """
+
+    def _guarded(self, update, params) -> None:
+        try:
+            update(params)
+        except Exception:
+            log.exception("pygls could not apply a document update; hintwise's copy is unaffected")
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        self._guarded(lambda p: self.workspace.put_text_document(p.text_document), params)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        def update(p):
+            for change in p.content_changes:
+                self.workspace.update_text_document(p.text_document, change)
+
+        self._guarded(update, params)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        self._guarded(lambda p: self.workspace.remove_text_document(p.text_document.uri), params)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+
+class HintwiseServer(LanguageServer):
+    """Shared state of one server process."""
+
+    def __init__(self, settings: config.Settings | None = None, overrides: dict | None = None):
+        super().__init__("hintwise", __version__, protocol_cls=HintwiseProtocol)
+        self.overrides = overrides or {}
+        base = settings or config.from_environment()
+        self.settings, problems = config.apply(base, self.overrides)
+        self.startup_problems = problems
+        self.documents = DocumentStore()
+        self.suggestions = SuggestionLog()
+        self.worker: ModelWorker | None = None
+        self.completer: Completer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.model_state = "not started"
+        self.model_error: str | None = None
+        self.last_change: dict[str, float] = {}
+        self._model_spec: tuple | None = None
+        self._lock = threading.Lock()
+
+    # -- messages --------------------------------------------------------------------------
+
+    def tell(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """Show a message in the editor (and log it); safe to call from any thread."""
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.INFO, "%s", message)
+
+        def send() -> None:
+            try:
+                self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+            except Exception:  # no client connected any more
+                log.debug("could not show message", exc_info=True)
+
+        self._on_loop(send)
+
+    def note(self, message: str) -> None:
+        """A log line in the editor's output panel (window/logMessage), from any thread."""
+        log.info("%s", message)
+
+        def send() -> None:
+            try:
+                self.window_log_message(
+                    types.LogMessageParams(type=types.MessageType.Log, message=message)
+                )
+            except Exception:
+                log.debug("could not log message", exc_info=True)
+
+        self._on_loop(send)
+
+    def _on_loop(self, callback) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback()
+        else:
+            loop.call_soon_threadsafe(callback)
+
+    # -- settings and model ----------------------------------------------------------------
+
+    def update_settings(self, values: dict) -> None:
+        """Apply client settings (CLI flags still win) and reload the model if it changed."""
+        merged = {**config.flatten(values), **config.flatten(self.overrides)}
+        settings, problems = config.apply(config.from_environment(), merged)
+        for problem in problems:
+            self.tell(f"hintwise: ignoring a setting: {problem}", types.MessageType.Warning)
+        self.settings = settings
+        self.start_model()
+
+    def _spec(self) -> tuple:
+        s = self.settings
+        return (
+            s.model_spec(),
+            s.model.context_length,
+            s.model.threads,
+            s.model.gpu_layers,
+            s.data_dir,
+        )
+
+    def start_model(self) -> None:
+        """Start the model worker, or reload it when the model settings changed."""
+        spec = self._spec()
+        if spec == self._model_spec:
+            return
+        self._model_spec = spec
+        settings = self.settings
+        if self.worker is None:
+            self.worker = engine_setup.start_worker(settings, self.note, self._model_state_changed)
+            self.completer = Completer(self.worker, settings.model_spec())
+        else:
+            self.worker.reload(lambda: engine_setup.load_engine(settings, self.note))
+            self.worker.submit(lambda engine, cancelled: engine.prepare(), Priority.WARM)
+            if self.completer is not None:
+                self.completer.model_name = settings.model_spec()
+
+    def _model_state_changed(self, state: str, detail: str | None) -> None:
+        self.model_state, self.model_error = state, detail
+        if state == "failed":
+            self.tell(
+                f"hintwise: no completions: {detail}. Run `hintwise doctor` for details.",
+                types.MessageType.Error,
+            )
+        elif state == "ready" and self.worker is not None and self.worker.engine is not None:
+            info = self.worker.engine.info
+            self.note(
+                f"hintwise: model {info.name} ready ({info.architecture}, "
+                f"{'FIM ' + info.fim_family if info.fim_family else 'no FIM tokens'}, "
+                f"loaded in {info.load_ms:.0f} ms)"
+            )
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=2.0)
+
+
+def create_server(
+    settings: config.Settings | None = None, overrides: dict | None = None
+) -> HintwiseServer:
+    """A server with every feature registered."""
+    from lsp_server.features import completion, documents, lifecycle
+
+    server = HintwiseServer(settings, overrides)
+    lifecycle.register(server)
+    documents.register(server)
+    completion.register(server)
+    return server

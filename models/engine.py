@@ -1,0 +1,82 @@
+"""What any engine is asked and what it answers: plain dataclasses, no llama.cpp here.
+
+An engine turns the text around a cursor into a continuation with per-token log-probabilities
+(the acceptance gate's strongest feature). It runs on one worker thread and checks `cancelled()`
+between prompt chunks and between tokens, which is what makes a stale request stop using the CPU
+rather than merely have its reply dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+StopReason = Literal["stop", "eos", "max_tokens", "time", "cancelled", "context", "warm"]
+
+
+@dataclass
+class CompletionRequest:
+    """Text around the cursor and the limits for one completion.
+
+    `prefix` starts at a line the caller keeps stable between keystrokes (see models.prompt);
+    `stop(text)` is called with the text generated so far and returns the index at which to cut
+    it when generation should end there (the caller's syntax rules), or None to go on.
+    """
+
+    prefix: str
+    suffix: str = ""
+    max_tokens: int = 64
+    time_limit_s: float = 1.0
+    prefix_budget: int = 1024
+    suffix_budget: int = 128
+    token_healing: bool = True
+    stop: Callable[[str], int | None] | None = None
+    warm_only: bool = False
+
+
+@dataclass
+class Completion:
+    """A continuation and how it was made (all timings in milliseconds)."""
+
+    text: str
+    token_logprobs: list[float] = field(default_factory=list)
+    stop_reason: StopReason = "stop"
+    fim: bool = False
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0  # prompt tokens llama.cpp actually ran (the rest came from cache)
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    tokens_after_cancel: int = 0
+    prefix_cut: int = 0  # characters the window dropped from the start of the request's prefix
+    healed: str = ""  # text backed off by token healing and re-created by the model
+    tokenize_ms: float = 0.0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `hintwise doctor` and the status line say about a loaded model."""
+
+    name: str
+    path: str
+    architecture: str
+    size_bytes: int
+    vocab_size: int
+    context_length: int | None
+    n_ctx: int
+    fim_family: str | None
+    load_ms: float
+    threads: int
+
+
+class Engine(Protocol):
+    info: ModelInfo
+
+    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion: ...
+
+    def prepare(self) -> None:
+        """One-off work after loading that the first request should not pay for."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,323 @@
+"""In-process llama.cpp (llama-cpp-python) engine with prompt-cache reuse and cancellation.
+
+Generation is a small greedy loop over `Llama.eval` rather than `Llama.generate`: we need the
+per-token log-probs (generate only offers them with `logits_all=True`, which keeps a
+n_ctx × 262,144 float array for Gemma), a healing constraint on the first tokens, a cancellation
+check between prompt chunks as well as between tokens, and the count of prompt tokens that were
+really evaluated. The KV cache is reused exactly as llama-cpp-python does it: keep the longest
+common token prefix with what is already in the context and evaluate only the rest.
+
+Only the worker thread may call into an engine.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from models import fim as fim_formats
+from models.engine import Completion, CompletionRequest, ModelInfo
+from models.gguf import TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, GGUFError, read_header
+from models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
+
+# Prompt tokens are evaluated in chunks of this many so that a cancelled request stops within one
+# chunk (~0.15 s on 2 cores) instead of finishing a cold 1,000-token prompt.
+PROMPT_CHUNK = 64
+
+
+class ModelLoadError(RuntimeError):
+    """The model file could not be loaded; the message is meant for the user."""
+
+
+_llama_log = logging.getLogger("llama.cpp")
+_log_callback = None
+
+
+def _route_llama_logs() -> None:
+    """Send llama.cpp's own messages to Python logging (debug) instead of the terminal.
+
+    Its default callback prints some notices whatever the verbosity, which would interleave
+    with `hintwise complete` output; the server log still has them at --log-level debug.
+    """
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        _llama_log.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+
+    _log_callback = callback  # keep a reference: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class LlamaEngine:
+    """One GGUF model and one llama.cpp context, owned by the worker thread."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        n_ctx: int = 4096,
+        threads: int = 0,
+        gpu_layers: int = 0,
+    ):
+        path = Path(path)
+        started = time.perf_counter()
+        try:
+            header = read_header(path, fim_formats.marker_texts())
+        except GGUFError as error:
+            raise ModelLoadError(str(error)) from None
+        vocabulary = {
+            text: token_id
+            for text, (token_id, token_type) in header.found_tokens.items()
+            if token_type in (TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, 0, 1)
+        }
+        self.fim = fim_formats.detect(vocabulary)
+
+        from llama_cpp import Llama  # imported here: loading the shared library takes ~0.2 s
+
+        _route_llama_logs()
+
+        threads = threads or default_threads()
+        try:
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path} ({header.architecture}): {error}. "
+                "Is the architecture supported by the installed llama-cpp-python?"
+            ) from None
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._vocab = self.llm._model.vocab
+        self.n_vocab = self.llm.n_vocab()
+        self.n_ctx = self.llm.n_ctx()
+        self.add_bos = bool(self.llm._model.add_bos_token())
+        self.bos = self.llm.token_bos()
+        self._piece_buffer = ctypes.create_string_buffer(256)
+        self._pieces: dict[int, bytes] = {}
+        self._piece_index: PieceIndex | None = None
+        # Tokens generated so far by the running request; read by the worker when it cancels.
+        self.live_generated = 0
+        self.info = ModelInfo(
+            name=name or header.name,
+            path=str(path),
+            architecture=header.architecture,
+            size_bytes=path.stat().st_size,
+            vocab_size=self.n_vocab,
+            context_length=header.context_length,
+            n_ctx=self.n_ctx,
+            fim_family=self.fim.family if self.fim else None,
+            load_ms=(time.perf_counter() - started) * 1000,
+            threads=threads,
+        )
+
+    # -- vocabulary ------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of plain text: no BOS, and marker texts inside code stay plain text."""
+        return self.llm.tokenize(
+            text.encode("utf-8", errors="surrogatepass"), add_bos=False, special=False
+        )
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is None:
+            n = self._lib.llama_token_to_piece(
+                self._vocab, token, self._piece_buffer, 256, 0, False
+            )
+            cached = self._piece_buffer.raw[: max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def piece_index(self) -> PieceIndex:
+        """Sorted vocabulary pieces for token healing, built on first use (~0.5 s for Gemma)."""
+        if self._piece_index is None:
+            self._piece_index = PieceIndex([self.piece(i) for i in range(self.n_vocab)])
+        return self._piece_index
+
+    def prepare(self) -> None:
+        self.piece_index()
+
+    def _ends_generation(self, token: int) -> bool:
+        if self._lib.llama_vocab_is_eog(self._vocab, token):
+            return True
+        if self.fim and token in self.fim.stop_ids:
+            return True
+        return bool(self._lib.llama_vocab_is_control(self._vocab, token))
+
+    # -- prompt ----------------------------------------------------------------------------
+
+    def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes, int, int]:
+        """Prompt tokens, the healed bytes to re-create, the prefix cut and the prompt length."""
+        room = self.n_ctx - request.max_tokens - 8
+        prefix_budget = max(16, min(request.prefix_budget, room - request.suffix_budget))
+        window = fit_prefix(self.tokenize, request.prefix, prefix_budget)
+        prefix_tokens = window.tokens
+        healed = b""
+        if request.token_healing and not request.warm_only:
+            healing = heal(prefix_tokens, self.piece)
+            prefix_tokens, healed = healing.tokens, healing.text
+        bos = [self.bos] if self.add_bos and self.bos >= 0 else []
+        if self.fim is not None:
+            suffix_tokens = fit_suffix(self.tokenize, request.suffix, request.suffix_budget)
+            tokens = fim_formats.build_tokens(self.fim, prefix_tokens, suffix_tokens, bos)
+        else:
+            tokens = [*bos, *prefix_tokens]
+        return tokens, healed, window.cut_chars, len(tokens)
+
+    def _evaluate(self, tokens: list[int], cancelled: Callable[[], bool]) -> tuple[int, int, bool]:
+        """Bring the context to `tokens`, reusing the cached prefix. Returns (reused, evaluated,
+        finished); unfinished means cancelled, with the evaluated part kept for the next request.
+        """
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        limit = min(len(cached), len(tokens))
+        common = 0
+        if limit:
+            same = np.asarray(cached[:limit]) == np.asarray(tokens[:limit])
+            common = limit if same.all() else int(np.argmin(same))
+        # The last prompt token is always run again: its logits are what we sample from.
+        common = min(common, len(tokens) - 1)
+        llm.n_tokens = common
+        evaluated = 0
+        for start in range(common, len(tokens), PROMPT_CHUNK):
+            if cancelled():
+                return common, evaluated, False
+            chunk = tokens[start : start + PROMPT_CHUNK]
+            llm.eval(chunk)
+            evaluated += len(chunk)
+        return common, evaluated, True
+
+    # -- generation ------------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion:
+        started = time.perf_counter()
+        self.live_generated = 0
+        tokens, healed, cut, prompt_len = self.build_prompt(request)
+        result = Completion(
+            text="",
+            fim=self.fim is not None,
+            prompt_tokens=prompt_len,
+            prefix_cut=cut,
+            healed=healed.decode("utf-8", errors="replace"),
+        )
+        tokenized = time.perf_counter()
+        result.tokenize_ms = (tokenized - started) * 1000
+        reused, evaluated, finished = self._evaluate(tokens, cancelled)
+        evaluated_at = time.perf_counter()
+        result.reused_tokens, result.evaluated_tokens = reused, evaluated
+        result.prompt_ms = (evaluated_at - tokenized) * 1000
+        if not finished:
+            result.stop_reason = "cancelled"
+            return result
+        if request.warm_only:
+            result.stop_reason = "warm"
+            return result
+        self._generate(request, healed, result, cancelled, evaluated_at)
+        result.generate_ms = (time.perf_counter() - evaluated_at) * 1000
+        return result
+
+    def _generate(
+        self,
+        request: CompletionRequest,
+        healed: bytes,
+        result: Completion,
+        cancelled: Callable[[], bool],
+        started: float,
+    ) -> None:
+        llm = self.llm
+        deadline = started + request.time_limit_s
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        remaining = healed  # bytes the next tokens must still re-create
+        text = ""
+        index = self.piece_index() if healed else None
+        while True:
+            if result.generated_tokens >= request.max_tokens:
+                result.stop_reason = "max_tokens"
+                break
+            if llm.n_tokens >= self.n_ctx - 1:
+                result.stop_reason = "context"
+                break
+            if cancelled():
+                result.stop_reason = "cancelled"
+                break
+            if time.perf_counter() > deadline:
+                result.stop_reason = "time"
+                break
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
+            if remaining and index is not None:
+                allowed = index.allowed(remaining, self.piece)
+                if allowed:
+                    allowed_ids = np.asarray(allowed)
+                    token = int(allowed_ids[int(np.argmax(logits[allowed_ids]))])
+                else:
+                    token = int(np.argmax(logits))
+                    remaining = b""
+            else:
+                token = int(np.argmax(logits))
+            top = float(logits.max())
+            log_norm = top + float(np.log(np.exp(logits - top, dtype=np.float64).sum()))
+            if self._ends_generation(token):
+                result.stop_reason = "eos"
+                break
+            piece = self.piece(token)
+            result.token_logprobs.append(float(logits[token]) - log_norm)
+            result.generated_tokens += 1
+            self.live_generated = result.generated_tokens
+            if remaining:
+                consumed = min(len(remaining), len(piece))
+                piece, remaining = piece[consumed:], remaining[consumed:]
+            text += decoder.decode(piece)
+            if request.stop is not None:
+                cut_at = request.stop(text)
+                if cut_at is not None:
+                    text = text[:cut_at]
+                    result.stop_reason = "stop"
+                    break
+            llm.eval([token])
+        result.text = text
+
+    def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
+        """Prompt and decode throughput on a cold context, for `hintwise doctor`."""
+        text = "def add(a, b):\n    return a + b\n\n" * (prompt_tokens // 8 + 1)
+        tokens = self.tokenize(text)[:prompt_tokens]
+        self.llm.n_tokens = 0
+        started = time.perf_counter()
+        for start in range(0, len(tokens), 512):
+            self.llm.eval(tokens[start : start + 512])
+        prompt_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(decode_tokens):
+            logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
+            self.llm.eval([int(np.argmax(logits))])
+        decode_s = time.perf_counter() - started
+        self.llm.n_tokens = 0
+        return {
+            "prompt_tokens_per_s": len(tokens) / prompt_s,
+            "decode_tokens_per_s": decode_tokens / decode_s,
+        }
+
+    def close(self) -> None:
+        self.llm.close()
