@@ -44,7 +44,7 @@ model_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hintwise")
 def main() -> None:
-    """hintwise: a local AI assistant for any LSP editor (completions from a model on this machine)."""
+    """hintwise: a local AI assistant for any LSP editor, run on this machine."""
 
 
 @main.command()

@@ -60,9 +60,9 @@ def register(server: HintwiseServer) -> None:
         paused = now - ls.last_change.get(document.uri, 0.0)
         ls.last_change[document.uri] = now
         settings = ls.settings.completion
-        if end_offset is not None and ls.completer is not None:
-            if paused * 1000 >= settings.prewarm_pause_ms:
-                ls.completer.prewarm(document, end_offset, settings)
+        warm = end_offset is not None and paused * 1000 >= settings.prewarm_pause_ms
+        if warm and ls.completer is not None:
+            ls.completer.prewarm(document, end_offset, settings)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: HintwiseServer, params: types.DidCloseTextDocumentParams) -> None:
