@@ -47,6 +47,23 @@ def main() -> None:
     """hintwise: a local AI assistant for any LSP editor, run on this machine."""
 
 
+class _QuietDisconnect(logging.Filter):
+    """A client that closed the connection is not an error worth a traceback: one line, once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BrokenPipeError | ConnectionResetError):
+            if self.reported:
+                return False
+            self.reported = True
+            record.msg, record.args, record.exc_info = "the client disconnected", (), None
+        return True
+
+
 @main.command()
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP instead of stdio.")
 @model_option
@@ -67,6 +84,7 @@ def serve(tcp: str | None, model: str | None, log_file: str | None, log_level: s
         handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    handler.addFilter(_QuietDisconnect())
     from lsp_server.server import create_server
 
     server = create_server(overrides=_overrides(model))

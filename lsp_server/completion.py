@@ -18,7 +18,7 @@ from lsp_server import postprocess
 from lsp_server.config import CompletionSettings
 from lsp_server.documents import Document
 from models.engine import Completion, CompletionRequest
-from models.worker import ModelUnavailable, ModelWorker, Priority
+from models.worker import Job, ModelUnavailable, ModelWorker, Priority
 
 # Open documents keep this many recent suggestions for typing along them.
 CACHE_PER_DOCUMENT = 8
@@ -101,6 +101,19 @@ class TypingCache:
         self._shown.pop(uri, None)
 
 
+@dataclass
+class Counters:
+    """What the completer did, for `hintwise/status`, tests and benchmarks."""
+
+    requests: int = 0
+    model_calls: int = 0
+    cache_hits: int = 0
+    skipped: int = 0  # no completion wanted at that position (mode "none")
+    cancelled: int = 0
+    # Recent cancelled generations: tokens generated after the cancel, and ms until it stopped.
+    cancellations: deque = field(default_factory=lambda: deque(maxlen=20))
+
+
 class Completer:
     """Per-server completion state: prompt anchors, the typing cache, and the model worker."""
 
@@ -109,6 +122,29 @@ class Completer:
         self.model_name = model_name
         self.anchors: dict[str, int] = {}
         self.cache = TypingCache()
+        self.counters = Counters()
+
+    def _watch(self, job: Job) -> None:
+        """Record how quickly a cancelled generation really stopped."""
+
+        def done(future) -> None:
+            if not job.cancel_event.is_set() or future.cancelled() or future.exception():
+                return
+            completion = future.result()
+            self.counters.cancelled += 1
+            if job.started and job.cancelled_at is not None and job.finished_at is not None:
+                self.counters.cancellations.append(
+                    {
+                        "tokens_after_cancel": max(
+                            0, completion.generated_tokens - (job.generated_at_cancel or 0)
+                        ),
+                        "generated_tokens": completion.generated_tokens,
+                        "stop_ms": round((job.finished_at - job.cancelled_at) * 1000, 2),
+                        "stop_reason": completion.stop_reason,
+                    }
+                )
+
+        job.future.add_done_callback(done)
 
     def forget(self, uri: str) -> None:
         self.anchors.pop(uri, None)
@@ -158,6 +194,7 @@ class Completer:
         """A suggestion at character `offset` of `document`, or the reason there is none."""
         started = time.perf_counter()
         uri = document.uri
+        self.counters.requests += 1
         if not settings.enabled:
             return Result(None, "completions are turned off (completion.enabled)", uri=uri)
         ctx = cursor_context.build(document, offset, settings, self.anchors.get(uri), automatic)
@@ -165,11 +202,13 @@ class Completer:
         latency = {"context": (context_done - started) * 1000}
         base = dict(uri=uri, offset=ctx.offset, mode=ctx.mode, model=self.model_name)
         if ctx.mode == "none":
+            self.counters.skipped += 1
             latency["total"] = latency["context"]
             return Result(None, ctx.reason, latency_ms=latency, **base)
         hit = self.cache.lookup(uri, ctx)
         if hit is not None:
             shown, remaining = hit
+            self.counters.cache_hits += 1
             latency["total"] = (time.perf_counter() - started) * 1000
             return Result(
                 remaining,
@@ -185,6 +224,8 @@ class Completer:
         job = self.worker.submit(
             lambda engine, cancelled: engine.complete(request, cancelled), key=uri
         )
+        self.counters.model_calls += 1
+        self._watch(job)
         try:
             completion: Completion = await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:

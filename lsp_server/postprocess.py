@@ -50,15 +50,31 @@ def _balance_brackets(line_prefix: str, first_line: str) -> str:
     return first_line
 
 
-def _drop_repeated_tail(lines: list[str], next_lines: tuple[str, ...]) -> list[str]:
-    """Cut the suggestion where it starts re-writing the lines that already follow the cursor."""
+def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...]) -> int | None:
+    """Index of the suggestion line from which it re-writes the code that follows the cursor.
+
+    A run counts when it holds real code (a lone `}` matches too much to mean anything) and
+    either reaches the end of the suggestion or spans at least two lines.
+    """
     following = [line.strip() for line in next_lines if line.strip()]
     if not following:
-        return lines
-    for index in range(1, len(lines)):
-        if lines[index].strip() and lines[index].strip() == following[0]:
-            return lines[:index]
-    return lines
+        return None
+    whole = [(line_prefix + lines[0]).strip(), *(line.strip() for line in lines[1:])]
+    for start in range(len(whole)):
+        matched = 0
+        while (
+            start + matched < len(whole)
+            and matched < len(following)
+            and whole[start + matched] == following[matched]
+        ):
+            matched += 1
+        if not matched:
+            continue
+        run = "".join(whole[start : start + matched])
+        reaches_end = start + matched == len(whole)
+        if any(ch.isalnum() for ch in run) and (reaches_end or matched >= 2):
+            return start
+    return None
 
 
 def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
@@ -95,7 +111,11 @@ def finish(
         # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
         if truncated and len(lines) > 1 and cut is None:
             lines = lines[:-1]
-        lines = _drop_repeated_tail(lines, context.next_lines)
+        repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
+        if repeat == 0:
+            return Finished(None, "repeats the code below the cursor")
+        if repeat is not None:
+            lines = lines[:repeat]
         lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
         lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
         while lines and not lines[-1].strip():
@@ -104,12 +124,11 @@ def finish(
     else:
         text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
         text = _balance_brackets(context.line_prefix, text)
-        whole_line = (context.line_prefix + text).strip()
-        following = next((line for line in context.next_lines if line.strip()), "")
-        if whole_line and whole_line == following.strip():
+        if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
             return Finished(None, "repeats the next line")
-        if not context.line_prefix.strip() and whole_line == context.previous_line.strip():
-            return Finished(None, "repeats the previous line")
+    first_line = (context.line_prefix + text.split("\n", 1)[0]).strip()
+    if not context.line_prefix.strip() and first_line == context.previous_line.strip():
+        return Finished(None, "repeats the previous line")
     if len(text.strip()) < min_chars:
         return Finished(None, f"fewer than {min_chars} characters")
     return Finished(text, "ok")

@@ -13,7 +13,9 @@ Only the worker thread may call into an engine.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
+import io
 import logging
 import os
 import time
@@ -92,21 +94,29 @@ class LlamaEngine:
         _route_llama_logs()
 
         threads = threads or default_threads()
+        # verbose=True on purpose: with verbose=False llama-cpp-python silences the load by
+        # pointing file descriptors 1 and 2 at /dev/null (os.dup2), process-wide. In a language
+        # server fd 1 is the LSP channel, so every reply sent while the model loads would
+        # vanish and the client would wait forever. Its Python-level prints are caught here
+        # instead and llama.cpp's own log goes through `_route_llama_logs`.
+        chatter = io.StringIO()
         try:
-            self.llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=gpu_layers,
-                verbose=False,
-            )
+            with contextlib.redirect_stderr(chatter):
+                self.llm = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=gpu_layers,
+                    verbose=True,
+                )
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelLoadError(
                 f"llama.cpp could not load {path} ({header.architecture}): {error}. "
                 "Is the architecture supported by the installed llama-cpp-python?"
             ) from None
+        _llama_log.debug("%s", chatter.getvalue())
         import llama_cpp
 
         self._lib = llama_cpp

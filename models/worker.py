@@ -50,6 +50,7 @@ class Job:
         self.started = False
         self.submitted_at = time.perf_counter()
         self.started_at: float | None = None
+        self.finished_at: float | None = None
         self.cancelled_at: float | None = None
         self.generated_at_cancel: int | None = None
 
@@ -224,8 +225,10 @@ class ModelWorker:
 
             result = job.function(engine, cancelled)
         except BaseException as error:  # reported through the future, never kills the thread
+            job.finished_at = time.perf_counter()
             job.future.set_exception(error)
         else:
+            job.finished_at = time.perf_counter()
             job.future.set_result(result)
         finally:
             with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from lsprotocol import types
@@ -9,6 +10,8 @@ from lsprotocol import types
 from lsp_server.completion import Result
 from lsp_server.documents import Document
 from lsp_server.server import HintwiseServer
+
+log = logging.getLogger("hintwise")
 
 ACCEPT_COMMAND = "hintwise.accept"
 _WORD_BEFORE = re.compile(r"[\w$]*$")
@@ -32,6 +35,14 @@ async def suggest(
         return None
     offset = document.offset_at(position.line, position.character)
     result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
+    log.debug(
+        "completion %s:%d → %r (%s, %.0f ms)",
+        uri,
+        offset,
+        result.text,
+        result.reason,
+        result.latency_ms.get("total", 0.0),
+    )
     if not result.text:
         return None
     ls.suggestions.shown(result)
@@ -51,7 +62,16 @@ def inline_items(document: Document, result: Result) -> types.InlineCompletionLi
     )
 
 
-def completion_items(document: Document, result: Result) -> types.CompletionList:
+def _markdown_documentation(capabilities: types.ClientCapabilities) -> bool:
+    completion = capabilities.text_document and capabilities.text_document.completion
+    item = completion and completion.completion_item
+    formats = (item and item.documentation_format) or ()
+    return types.MarkupKind.Markdown in formats
+
+
+def completion_items(
+    document: Document, result: Result, markdown: bool = False
+) -> types.CompletionList:
     """One item that replaces the word before the cursor, so clients filter it by that word."""
     text = result.text or ""
     line_start = document.text.rfind("\n", 0, result.offset) + 1
@@ -68,8 +88,12 @@ def completion_items(document: Document, result: Result) -> types.CompletionList
         label=label,
         kind=types.CompletionItemKind.Text,
         detail=f"hintwise · {result.model}",
-        documentation=types.MarkupContent(
-            kind=types.MarkupKind.Markdown, value=f"```{document.language_id}\n{full}\n```"
+        documentation=(
+            types.MarkupContent(
+                kind=types.MarkupKind.Markdown, value=f"```{document.language_id}\n{full}\n```"
+            )
+            if markdown
+            else full
         ),
         filter_text=full,
         sort_text="0",
@@ -104,7 +128,7 @@ def register(server: HintwiseServer) -> None:
         found = await suggest(ls, params.text_document.uri, params.position, automatic)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        return completion_items(*found)
+        return completion_items(*found, markdown=_markdown_documentation(ls.client_capabilities))
 
     @server.command(ACCEPT_COMMAND)
     def accept(ls: HintwiseServer, suggestion_id: str) -> dict:

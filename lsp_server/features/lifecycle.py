@@ -43,6 +43,7 @@ async def fetch_configuration(server: HintwiseServer) -> dict | None:
 def status(server: HintwiseServer) -> dict:
     """What the server is doing, for editor status bars, tests and `hintwise doctor`."""
     engine = server.worker.engine if server.worker is not None else None
+    counters = server.completer.counters if server.completer is not None else None
     return {
         "version": server.version,
         "model": server.settings.model_spec(),
@@ -51,6 +52,16 @@ def status(server: HintwiseServer) -> dict:
         "fim": engine.info.fim_family if engine is not None else None,
         "documents": len(server.documents),
         "suggestions": server.suggestions.counts(),
+        "completions": {
+            "requests": counters.requests,
+            "model_calls": counters.model_calls,
+            "cache_hits": counters.cache_hits,
+            "skipped": counters.skipped,
+            "cancelled": counters.cancelled,
+            "cancellations": list(counters.cancellations),
+        }
+        if counters is not None
+        else None,
     }
 
 

@@ -1,0 +1,116 @@
+"""Cursor context: windows cut at line starts and kept stable; the single/multi/none decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server import context
+from lsp_server.config import CompletionSettings
+from lsp_server.documents import Document
+
+SETTINGS = CompletionSettings()
+
+
+def at_cursor(source: str, language: str, automatic: bool = True, anchor=None, settings=SETTINGS):
+    offset = source.index("|")
+    document = Document("file:///x", language, 1, source.replace("|", "", 1))
+    return context.build(document, offset, settings, anchor=anchor, automatic=automatic)
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "mode"),
+    [
+        ("python", "def f(x):\n    |\n", "multi"),  # empty body after an opener
+        ("python", "def f(x):|\n", "multi"),  # end of the opener line itself
+        ("python", "def f(x):\n    y = x\n    |\n\ndef g():\n    pass\n", "multi"),  # block end
+        ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "single"),  # inside a block
+        ("python", "def f(x):\n    return x.low|\n", "single"),
+        ("python", "print(|)\n", "single"),
+        ("python", "value = comp|uted()\n", "none"),  # inside a word
+        ("python", "x = |call(a, b, c, d, e)\n", "none"),  # too much text right of the cursor
+        ("python", "|    return x\n", "none"),  # before the code on the line
+        ("javascript", "function f(a) {\n  |\n}\n", "multi"),
+        ("javascript", "const xs = items.map((x) => |);\n", "single"),
+        ("typescript", "interface A {\n  name: string;\n  |\n}\n", "multi"),
+        ("go", "func main() {\n\tfmt.Println(|)\n}\n", "single"),
+        ("go", "func main() {\n\t|\n}\n", "multi"),
+        (
+            "rust",
+            'fn main() {\n    let v = vec![1, 2];\n    |\n    println!("{:?}", v);\n}\n',
+            "single",
+        ),
+        ("java", "class A {\n  int f() {\n    |\n  }\n}\n", "multi"),
+        ("c", "int main(void) {\n    int x = |\n", "single"),
+        ("cpp", "struct S {\n  int a;\n};\n|", "multi"),
+        ("plaintext", "Dear team,\n|", "multi"),
+    ],
+)
+def test_mode_decision(language, source, mode):
+    assert at_cursor(source, language).mode == mode
+
+
+def test_invoked_requests_ignore_the_automatic_only_rules():
+    assert at_cursor("value = comp|uted()\n", "python", automatic=False).mode == "single"
+    assert at_cursor("|    return x\n", "python", automatic=False).mode == "none"
+
+
+def test_binary_documents_get_nothing():
+    assert at_cursor("\x00\x00ELF|\x00", "plaintext", automatic=False).mode == "none"
+
+
+def test_multiline_setting_overrides():
+    never = CompletionSettings(multiline="never")
+    always = CompletionSettings(multiline="always")
+    assert at_cursor("def f(x):\n    |\n", "python", settings=never).mode == "single"
+    assert at_cursor("x = 1|\n", "python", settings=always).mode == "multi"
+
+
+def test_prefix_window_starts_at_a_line_and_keeps_its_anchor():
+    lines = [f"value_{i} = {i}\n" for i in range(3000)]
+    source = "".join(lines) + "|"
+    settings = CompletionSettings(prefix_tokens=256)
+    first = at_cursor(source, "python", settings=settings)
+    assert first.prefix_start > 0
+    assert first.prefix.startswith("value_")
+    assert first.prefix_start == source.index(first.prefix.split("\n")[0])
+    # Typing on: the anchor is kept, so the prompt's start (and llama.cpp's cache) stays put.
+    typed = source.replace("|", "result = |")
+    second = at_cursor(typed, "python", anchor=first.prefix_start, settings=settings)
+    assert second.prefix_start == first.prefix_start
+    # An anchor that is no longer usable (cursor moved above it) is replaced.
+    moved = "".join(lines[:10]) + "|" + "".join(lines[10:])
+    third = at_cursor(moved, "python", anchor=first.prefix_start, settings=settings)
+    assert third.prefix_start == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "generated", "kept"),
+    [
+        ("python", "x = |\n", "compute(1)\ny = 2", "compute(1)"),
+        (
+            "python",
+            "def f(x):\n    |\n",
+            "y = x * 2\n    return y\n\ndef g():\n",
+            "y = x * 2\n    return y",
+        ),
+        ("python", "def f(x):\n    |\n", "a = 1\n\n\n    b = 2", "a = 1\n"),
+        (
+            "javascript",
+            "function f() {\n  |\n}\n",
+            "const a = 1;\n  return a;\n}\nfunction g",
+            "const a = 1;\n  return a;",
+        ),
+        ("go", "func f() {\n\t|\n}\n", "if x {\n\t\ty()\n\t}\n}\n", "if x {\n\t\ty()\n\t}"),
+    ],
+)
+def test_stop_rule_cuts_where_the_suggestion_should_end(language, source, generated, kept):
+    ctx = at_cursor(source, language, automatic=False)
+    cut = context.stop_rule(ctx, max_lines=8)(generated)
+    assert (generated[:cut] if cut is not None else generated).rstrip() == kept.rstrip()
+
+
+def test_stop_rule_caps_lines():
+    ctx = at_cursor("def f(x):\n    |\n", "python", automatic=False)
+    text = "".join(f"a{i} = {i}\n    " for i in range(20))
+    cut = context.stop_rule(ctx, max_lines=3)(text)
+    assert text[:cut].count("\n") == 2

@@ -1,0 +1,89 @@
+"""Post-processing: what the model wrote → what the editor shows (real code, several languages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server import context, postprocess
+from lsp_server.config import CompletionSettings
+from lsp_server.documents import Document
+
+
+def finish(source: str, language: str, raw: str, truncated: bool = False):
+    offset = source.index("|")
+    document = Document("file:///x", language, 1, source.replace("|", "", 1))
+    ctx = context.build(document, offset, CompletionSettings(), automatic=False)
+    return postprocess.finish(ctx, document, raw, max_lines=8, min_chars=3, truncated=truncated)
+
+
+CASES = [
+    # (language, document with | at the cursor, raw model text, expected suggestion or None)
+    ("python", "def f(a, b):\n    return |\n", "a + b\n\ndef g():", "a + b"),
+    ("python", 'print("hello|")\n', ' world")', " world"),  # the line already closes it
+    ("python", "total = sum(|)\n", "values)", "values"),
+    ("python", "total = max(len(a), |\n", "len(b)) + 1", "len(b)) + 1"),
+    ("python", "x = foo(|\n", "1, 2)) + 3", "1, 2)"),  # one closer too many
+    ("python", "def f(x):\n    |\n    return y\n", "return y", None),  # repeats the next line
+    ("python", "    a = 1\n    |\n", "a = 1", None),  # repeats the previous line
+    ("python", "x = |\n", "  ", None),
+    ("python", "x = |\n", "1", None),  # trivial
+    (
+        "python",
+        "def area(r):\n    |\n\ndef other():\n    pass\n",
+        "pi = 3.14159\n    return pi * r * r\n",
+        "pi = 3.14159\n    return pi * r * r",
+    ),
+    (  # the model goes on to re-write the code that follows the cursor: cut there
+        "python",
+        "def f(x):\n    |\n    y = x + 1\n    return y\n",
+        "x = abs(x)\n    y = x + 1\n    return y",
+        "x = abs(x)",
+    ),
+    (
+        "python",
+        "def f(x):\n    |\n    y = x + 1\n    return y\n",
+        "x = abs(x)\n    z = 2\n    y = x + 1\n    return y",
+        "x = abs(x)\n    z = 2",
+    ),
+    (  # cut by the token cap in the middle of a statement: keep the whole lines only
+        "python",
+        "def f(items):\n    |\n",
+        "total = 0\n    for item in items:\n        total += item\n    return (total +",
+        "total = 0\n    for item in items:\n        total += item",
+    ),
+    (
+        "javascript",
+        "function add(a, b) {\n  |\n}\n",
+        "const sum = a + b;\n  return sum;\n}\n\nfunction sub",
+        "const sum = a + b;\n  return sum;",
+    ),
+    ("typescript", "const name: string = |;\n", "user.name;", "user.name"),
+    ("go", "func f() {\n\tfmt.Println(|)\n}\n", '"hi")', '"hi"'),
+    (
+        "rust",
+        "fn square(x: i32) -> i32 {\n    |\n}\n",
+        "let y = x * x;\n    y\n}\n",
+        "let y = x * x;\n    y",
+    ),
+    ("java", "class A {\n  int twice(int x) {\n    return |\n  }\n}\n", "x * 2;\n  }", "x * 2;"),
+    ("c", "int main(void) {\n    printf(|);\n}\n", '"%d\\n", 1);', '"%d\\n", 1'),
+    (
+        "cpp",
+        "int sum(const std::vector<int>& v) {\n    |\n}\n",
+        "int s = 0;\n    for (int x : v) {\n        s += x;\n    }\n    return s;\n}\n",
+        "int s = 0;\n    for (int x : v) {\n        s += x;\n    }\n    return s;",
+    ),
+]
+
+
+@pytest.mark.parametrize(("language", "source", "raw", "expected"), CASES)
+def test_finish(language, source, raw, expected):
+    truncated = raw.endswith("(total +")
+    assert finish(source, language, raw, truncated=truncated).text == expected
+
+
+def test_tree_sitter_keeps_the_longest_run_of_lines_that_parses():
+    # The third line opens a bracket that is never closed: it would add a parse error.
+    raw = "a = 1\n    b = [\n    c = 3"
+    result = finish("def f():\n    |\n", "python", raw, truncated=True)
+    assert result.text == "a = 1"
