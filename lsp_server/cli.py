@@ -169,7 +169,7 @@ def complete(
     load_ms = (time.perf_counter() - started) * 1000
     engine = worker.engine
     prepared = time.perf_counter()
-    worker.submit(lambda e, c: e.prepare()).future.result()
+    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
     prepare_ms = (time.perf_counter() - prepared) * 1000
 
     completer = Completer(worker, settings.model_spec())

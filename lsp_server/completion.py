@@ -112,6 +112,7 @@ class Counters:
     cancelled: int = 0
     # Recent cancelled generations: tokens generated after the cancel, and ms until it stopped.
     cancellations: deque = field(default_factory=lambda: deque(maxlen=20))
+    last: Result | None = None  # the most recent answer that reached the model or the cache
 
 
 class Completer:
@@ -210,7 +211,7 @@ class Completer:
             shown, remaining = hit
             self.counters.cache_hits += 1
             latency["total"] = (time.perf_counter() - started) * 1000
-            return Result(
+            self.counters.last = Result(
                 remaining,
                 "typed along a shown suggestion",
                 id=shown.id,
@@ -219,6 +220,7 @@ class Completer:
                 engine=shown.engine,
                 **base,
             )
+            return self.counters.last
         self.worker.cancel_key(f"warm:{uri}")
         request = self._request(ctx, settings)
         job = self.worker.submit(
@@ -268,4 +270,5 @@ class Completer:
         )
         if finished.text:
             self.cache.add(uri, ctx, result)
+        self.counters.last = result
         return result

@@ -29,7 +29,7 @@ class ModelSettings:
     context_length: int = 4096
     """llama.cpp context size in tokens (prompt window + suggestion must fit)."""
     threads: int = 0
-    """CPU threads for llama.cpp; 0 = all cores (at most 8)."""
+    """CPU threads for llama.cpp; 0 = all cores but one (at most 8)."""
     gpu_layers: int = 0
     """Layers to offload to a GPU, if llama.cpp was built with one."""
 

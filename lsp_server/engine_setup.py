@@ -44,6 +44,18 @@ def load_engine(settings: Settings, notify: Callable[[str], None] = lambda _: No
         raise ModelLoadError(f"cannot load the model {path}: {error}") from None
 
 
+def submit_prepare(worker: ModelWorker) -> None:
+    """Queue the engine's background preparation; it yields to requests and resumes after."""
+
+    def prepare(engine, cancelled) -> bool:
+        done = engine.prepare(cancelled)
+        if not done:
+            submit_prepare(worker)  # interrupted by a request: carry on once it is served
+        return done
+
+    worker.submit(prepare, Priority.WARM, key="prepare")
+
+
 def start_worker(
     settings: Settings,
     notify: Callable[[str], None] = lambda _: None,
@@ -52,5 +64,5 @@ def start_worker(
     """A model worker thread that loads the configured model, then prepares it in the background
     (before any other background work, after any completion request that arrives first)."""
     worker = ModelWorker(lambda: load_engine(settings, notify), on_state=on_state).start()
-    worker.submit(lambda engine, cancelled: engine.prepare(), Priority.WARM)
+    submit_prepare(worker)
     return worker

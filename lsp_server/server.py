@@ -20,7 +20,7 @@ from lsp_server import config, engine_setup
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
 from lsp_server.suggestions import SuggestionLog
-from models.worker import ModelWorker, Priority
+from models.worker import ModelWorker
 
 log = logging.getLogger("hintwise")
 
@@ -160,7 +160,7 @@ class HintwiseServer(LanguageServer):
             self.completer = Completer(self.worker, settings.model_spec())
         else:
             self.worker.reload(lambda: engine_setup.load_engine(settings, self.note))
-            self.worker.submit(lambda engine, cancelled: engine.prepare(), Priority.WARM)
+            engine_setup.submit_prepare(self.worker)
             if self.completer is not None:
                 self.completer.model_name = settings.model_spec()
 

@@ -44,6 +44,7 @@ class Completion:
     stop_reason: StopReason = "stop"
     fim: bool = False
     prompt_tokens: int = 0
+    prompt: list[int] = field(default_factory=list, repr=False)  # the token ids the model saw
     evaluated_tokens: int = 0  # prompt tokens llama.cpp actually ran (the rest came from cache)
     reused_tokens: int = 0
     generated_tokens: int = 0
@@ -76,7 +77,8 @@ class Engine(Protocol):
 
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion: ...
 
-    def prepare(self) -> None:
-        """One-off work after loading that the first request should not pay for."""
+    def prepare(self, cancelled: Callable[[], bool] = ...) -> bool:
+        """One-off work after loading that the first request should not wait for; it stops when
+        `cancelled()` says so and continues on the next call. True when finished."""
 
     def close(self) -> None: ...

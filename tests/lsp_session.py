@@ -99,11 +99,11 @@ async def status(client: LanguageClient) -> Any:
 
 
 async def wait_ready(client: LanguageClient, timeout: float = 60) -> Any:
-    """Poll hintwise/status until the model has loaded (or failed)."""
+    """Poll hintwise/status until the model has loaded and prepared (or failed)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         current = await status(client)
-        if current.state in ("ready", "failed"):
+        if current.state == "failed" or (current.state == "ready" and current.prepared):
             return current
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"model still {current.state} after {timeout} s")

@@ -39,6 +39,7 @@ async def test_completion_fallback_for_clients_without_inline_completion(server_
     async with session(server_env) as client:
         text = EXAMPLE.replace(" " * 12 + "\n", " " * 12 + "ret\n", 1)
         open_document(client, URI, text)
+        await wait_ready(client)
         result = await client.text_document_completion_async(
             types.CompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=URI),
@@ -57,6 +58,7 @@ async def test_completion_fallback_for_clients_without_inline_completion(server_
 async def test_typing_along_a_suggestion_is_served_from_the_cache(server_env):
     async with session(server_env) as client:
         open_document(client, URI, EXAMPLE)
+        await wait_ready(client)
         first = await inline(client, URI, BODY_LINE, BODY_COLUMN, invoked=False)
         suggestion = first.items[0].insert_text
         before = (await status(client)).completions

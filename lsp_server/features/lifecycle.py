@@ -40,8 +40,21 @@ async def fetch_configuration(server: HintwiseServer) -> dict | None:
     return _section(answer[0]) if answer else None
 
 
-def status(server: HintwiseServer) -> dict:
-    """What the server is doing, for editor status bars, tests and `hintwise doctor`."""
+def _last(server: HintwiseServer, with_prompt: bool) -> dict | None:
+    counters = server.completer.counters if server.completer is not None else None
+    if counters is None or counters.last is None:
+        return None
+    last = counters.last.to_json()
+    if with_prompt and counters.last.engine is not None:
+        last["prompt_ids"] = list(counters.last.engine.prompt)
+    return last
+
+
+def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
+    """What the server is doing, for editor status bars, tests and benchmarks.
+
+    `with_prompt` adds the token ids of the last prompt (bench/latency.py replays them on a
+    bare llama.cpp to compare like with like)."""
     engine = server.worker.engine if server.worker is not None else None
     counters = server.completer.counters if server.completer is not None else None
     return {
@@ -50,6 +63,7 @@ def status(server: HintwiseServer) -> dict:
         "state": server.model_state,
         "error": server.model_error,
         "fim": engine.info.fim_family if engine is not None else None,
+        "prepared": bool(engine is not None and getattr(engine, "prepared", False)),
         "documents": len(server.documents),
         "suggestions": server.suggestions.counts(),
         "completions": {
@@ -59,6 +73,7 @@ def status(server: HintwiseServer) -> dict:
             "skipped": counters.skipped,
             "cancelled": counters.cancelled,
             "cancellations": list(counters.cancellations),
+            "last": _last(server, with_prompt),
         }
         if counters is not None
         else None,
@@ -99,4 +114,5 @@ def register(server: HintwiseServer) -> None:
 
     @server.feature("hintwise/status")
     def hintwise_status(ls: HintwiseServer, params) -> dict:
-        return status(ls)
+        with_prompt = bool(getattr(params, "with_prompt", False)) if params else False
+        return status(ls, with_prompt)

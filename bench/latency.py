@@ -1,0 +1,378 @@
+"""Completion latency through a real LSP client over stdio, beside raw llama.cpp doing the same.
+
+    python bench/latency.py [--positions 60] [--model NAME|PATH] [--json OUT]
+
+For each cursor position in real files (Python's standard library and this project), the line is
+cut at the cursor as if being typed, the document is opened in a fresh `hintwise serve`, and:
+
+* cold: the first request (pre-warming off), a full prompt evaluation;
+* warm / typing-along: the next characters of the real line are typed one at a time with a
+  request after each; a request answered by the model is "warm" (one new character on a cached
+  prompt), one answered from the shown suggestion is "typing-along";
+* raw: for every cold and warm request, the exact prompt token ids the server used (from
+  `hintwise/status`) are replayed on a bare llama-cpp-python `Llama` in this process, from the
+  same cache state, generating the same number of tokens: the cost of llama.cpp alone;
+* pre-warmed open: a document is opened, the user pauses 1.5 s (pre-warming on), then asks;
+* cancellation: long generations cancelled with `$/cancelRequest`; tokens generated after the
+  cancel and the time it took to stop.
+
+The machine is shared and noisy, so the README quotes ratios measured side by side in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import BaseLanguageClient
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+SOURCES = [
+    STDLIB / "difflib.py",
+    STDLIB / "textwrap.py",
+    STDLIB / "argparse.py",
+    STDLIB / "json" / "decoder.py",
+    STDLIB / "csv.py",
+    STDLIB / "statistics.py",
+    STDLIB / "fractions.py",
+    STDLIB / "shlex.py",
+    ROOT / "lsp_server" / "context.py",
+    ROOT / "lsp_server" / "postprocess.py",
+    ROOT / "models" / "prompt.py",
+    ROOT / "models" / "llama_engine.py",
+]
+TYPED_CHARACTERS = 4
+
+
+@dataclass
+class Position:
+    path: Path
+    line: int  # 0-based
+    column: int
+    document: str  # the file with this line cut at the cursor
+    rest: str  # what the real line goes on with
+
+
+def positions(count: int) -> list[Position]:
+    """Cursor positions inside function bodies, spread evenly over the source files."""
+    from lsp_server.syntax import DocumentSyntax, state_at
+
+    per_file = max(1, -(-count // len(SOURCES)))
+    found: list[Position] = []
+    for path in SOURCES:
+        text = path.read_text()
+        lines = text.split("\n")
+        tree = DocumentSyntax("python").update(text)
+        starts = [0]
+        for line in lines:
+            starts.append(starts[-1] + len(line.encode()) + 1)
+        eligible = []
+        for index, line in enumerate(lines[1:], start=1):
+            code = line.strip()
+            indent = len(line) - len(line.lstrip())
+            if (
+                indent >= 4
+                and len(code) >= 16
+                and not code.startswith(("#", '"', "'", "@"))
+                and lines[index - 1].strip()
+                and re.match(r"[A-Za-z_]", code)
+                and not state_at(tree, starts[index] + indent + 1).in_string
+            ):
+                eligible.append(index)
+        step = max(1, len(eligible) // per_file)
+        for index in eligible[::step][:per_file]:
+            line = lines[index]
+            indent = len(line) - len(line.lstrip())
+            column = indent + max(3, int(len(line.strip()) * 0.4))
+            document = "\n".join([*lines[:index], line[:column], *lines[index + 1 :]])
+            found.append(Position(path, index, column, document, line[column:]))
+    return found[:count]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 1),
+        "p95": round(percentile(values, 0.95), 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
+
+
+class Client(BaseLanguageClient):
+    def __init__(self) -> None:
+        super().__init__("hintwise-bench", "1")
+
+
+async def start(env: dict[str, str], settings: dict) -> Client:
+    client = Client()
+    await client.start_io(str(Path(sys.executable).with_name("hintwise")), "serve", env=env)
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                text_document=types.TextDocumentClientCapabilities(
+                    inline_completion=types.InlineCompletionClientCapabilities()
+                )
+            ),
+            initialization_options=settings,
+        )
+    )
+    client.initialized(types.InitializedParams())
+    while not (current := await status(client)).prepared and current.state != "failed":
+        await asyncio.sleep(0.1)
+    return client
+
+
+async def stop(client: Client) -> None:
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+
+
+async def status(client: Client, with_prompt: bool = False):
+    return await client.protocol.send_request_async("hintwise/status", {"with_prompt": with_prompt})
+
+
+async def request(client: Client, uri: str, line: int, column: int) -> tuple[float, str]:
+    started = time.perf_counter()
+    answer = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=column),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    return elapsed, (answer.items[0].insert_text if answer and answer.items else "")
+
+
+def open_document(client: Client, uri: str, text: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
+        )
+    )
+
+
+def type_character(client: Client, uri: str, version: int, line: int, column: int, char: str):
+    here = types.Position(line=line, character=column)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=here, end=here), text=char
+                )
+            ],
+        )
+    )
+
+
+class RawLlama:
+    """Bare llama-cpp-python, replaying the server's prompts: the cost of llama.cpp alone."""
+
+    def __init__(self, path: str, threads: int):
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            path, n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
+
+    def run(self, before: list[int] | None, prompt: list[int], generated: int) -> float:
+        """ms to bring the cache from `before` to `prompt` and sample `generated` tokens."""
+        self.llm.reset()
+        if before:
+            self.llm.eval(before)
+        started = time.perf_counter()
+        produced = 0
+        if generated > 0:
+            for _ in self.llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0):
+                produced += 1
+                if produced >= generated:
+                    break
+        else:
+            self.llm.eval(prompt)
+        return (time.perf_counter() - started) * 1000
+
+
+async def measure_typing(client: Client, places: list[Position], raw: RawLlama) -> dict:
+    cold, warm, along, cold_raw, warm_raw, ratios_cold, ratios_warm = [], [], [], [], [], [], []
+    parts: dict[str, list[float]] = {}
+    for number, place in enumerate(places):
+        uri = f"file://{place.path}#{number}"
+        open_document(client, uri, place.document)
+        before = await status(client)
+        elapsed, _ = await request(client, uri, place.line, place.column)
+        after = await status(client, with_prompt=True)
+        last = after.completions.last
+        previous_prompt = None
+        if after.completions.model_calls > before.completions.model_calls and last:
+            cold.append(elapsed)
+            raw_ms = raw.run(None, list(last.prompt_ids), last.tokens.generated)
+            cold_raw.append(raw_ms)
+            ratios_cold.append(elapsed / raw_ms)
+            previous_prompt = list(last.prompt_ids)
+        version, column = 2, place.column
+        for char in place.rest[:TYPED_CHARACTERS]:
+            type_character(client, uri, version, place.line, column, char)
+            version, column = version + 1, column + 1
+            before = after
+            elapsed, _ = await request(client, uri, place.line, column)
+            after = await status(client, with_prompt=True)
+            last = after.completions.last
+            if after.completions.cache_hits > before.completions.cache_hits:
+                along.append(elapsed)
+            elif after.completions.model_calls > before.completions.model_calls and last:
+                warm.append(elapsed)
+                for key, value in last.latency_ms._asdict().items():
+                    parts.setdefault(key, []).append(value)
+                raw_ms = raw.run(previous_prompt, list(last.prompt_ids), last.tokens.generated)
+                warm_raw.append(raw_ms)
+                ratios_warm.append(elapsed / raw_ms)
+                previous_prompt = list(last.prompt_ids)
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        print(f"  {number + 1}/{len(places)} {place.path.name}:{place.line + 1}", file=sys.stderr)
+    return {
+        "cold_ms": summary(cold),
+        "cold_raw_ms": summary(cold_raw),
+        "cold_ratio": summary(ratios_cold),
+        "warm_ms": summary(warm),
+        "warm_raw_ms": summary(warm_raw),
+        "warm_ratio": summary(ratios_warm),
+        "warm_parts_ms": {key: summary(values) for key, values in parts.items()},
+        "typing_along_ms": summary(along),
+    }
+
+
+async def measure_prewarmed_open(client: Client, places: list[Position]) -> dict:
+    latencies = []
+    for number, place in enumerate(places):
+        uri = f"file://{place.path}#open{number}"
+        open_document(client, uri, place.document)
+        await asyncio.sleep(1.5)  # the user looks at the file before typing
+        elapsed, _ = await request(client, uri, place.line, place.column)
+        latencies.append(elapsed)
+    return {"first_request_ms": summary(latencies)}
+
+
+async def measure_cancellation(client: Client, rounds: int) -> dict:
+    uri = "file:///bench/squares.py"
+    open_document(client, uri, "# The first five hundred square numbers\nsquares = [\n    ")
+    for number in range(rounds):
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=2, character=4),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+        future = client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=f"cancel-{number}"
+        )
+        await asyncio.sleep(0.4 + 0.1 * number)
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"cancel-{number}"))
+        while len((await status(client)).completions.cancellations) <= number:
+            await asyncio.sleep(0.02)
+        future.cancel()
+    records = (await status(client)).completions.cancellations
+    after = [record.tokens_after_cancel for record in records]
+    return {
+        "rounds": len(records),
+        "tokens_after_cancel_max": max(after),
+        "tokens_after_cancel_mean": round(statistics.fmean(after), 2),
+        "stop_ms": summary([record.stop_ms for record in records]),
+        "generated_before_cancel": summary([float(record.generated_tokens) for record in records]),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--positions", type=int, default=60)
+    parser.add_argument("--model", default=None, help="bundled name or GGUF path")
+    parser.add_argument("--cancel-rounds", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from lsp_server.config import from_environment
+    from lsp_server.engine_setup import model_path
+    from models.llama_engine import default_threads
+
+    env = dict(os.environ)
+    if args.model:
+        env["HINTWISE_MODEL"] = args.model
+        os.environ["HINTWISE_MODEL"] = args.model
+    settings = from_environment()
+    gguf = model_path(settings, lambda message: print(message, file=sys.stderr))
+    threads = settings.model.threads or default_threads()
+    places = positions(args.positions)
+    print(f"{len(places)} positions, model {gguf.name}, {threads} threads", file=sys.stderr)
+
+    raw = RawLlama(str(gguf), threads)
+    client = await start(env, {"completion": {"prewarm": False}})
+    typing = await measure_typing(client, places, raw)
+    await stop(client)
+    del raw
+
+    client = await start(env, {"completion": {"prewarm": True}})
+    prewarmed = await measure_prewarmed_open(client, places[:12])
+    await stop(client)
+
+    client = await start(
+        env,
+        {
+            "completion": {
+                "max_tokens": 400,
+                "time_limit_ms": 60000,
+                "multiline": "always",
+                "max_lines": 400,
+                "prewarm": False,
+            }
+        },
+    )
+    cancellation = await measure_cancellation(client, args.cancel_rounds)
+    await stop(client)
+
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "model": gguf.name,
+        "threads": threads,
+        "positions": len(places),
+        "typing": typing,
+        "prewarmed_open": prewarmed,
+        "cancellation": cancellation,
+    }
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
