@@ -200,20 +200,20 @@ class RawLlama:
             path, n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
         )
 
-    def run(self, before: list[int] | None, prompt: list[int], generated: int) -> float:
-        """ms to bring the cache from `before` to `prompt` and sample `generated` tokens."""
-        self.llm.reset()
-        if before:
-            self.llm.eval(before)
+    def run(self, prompt: list[int], generated: int, cold: bool) -> float:
+        """ms to go from the current cache to `prompt` and sample `generated` tokens.
+
+        Replaying the server's requests in the same order leaves this context holding what the
+        server's holds (the previous prompt and what was generated after it), so a warm replay
+        reuses exactly the prefix the server reused; a cold one starts from an empty cache.
+        """
+        if cold:
+            self.llm.reset()
         started = time.perf_counter()
-        produced = 0
-        if generated > 0:
-            for _ in self.llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0):
-                produced += 1
-                if produced >= generated:
-                    break
-        else:
-            self.llm.eval(prompt)
+        tokens = self.llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0)
+        for produced, _ in enumerate(tokens, start=1):
+            if produced >= max(1, generated):
+                break
         return (time.perf_counter() - started) * 1000
 
 
@@ -227,13 +227,11 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
         elapsed, _ = await request(client, uri, place.line, place.column)
         after = await status(client, with_prompt=True)
         last = after.completions.last
-        previous_prompt = None
         if after.completions.model_calls > before.completions.model_calls and last:
             cold.append(elapsed)
-            raw_ms = raw.run(None, list(last.prompt_ids), last.tokens.generated)
+            raw_ms = raw.run(list(last.prompt_ids), last.tokens.generated, cold=True)
             cold_raw.append(raw_ms)
             ratios_cold.append(elapsed / raw_ms)
-            previous_prompt = list(last.prompt_ids)
         version, column = 2, place.column
         for char in place.rest[:TYPED_CHARACTERS]:
             type_character(client, uri, version, place.line, column, char)
@@ -248,10 +246,9 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
                 warm.append(elapsed)
                 for key, value in last.latency_ms._asdict().items():
                     parts.setdefault(key, []).append(value)
-                raw_ms = raw.run(previous_prompt, list(last.prompt_ids), last.tokens.generated)
+                raw_ms = raw.run(list(last.prompt_ids), last.tokens.generated, cold=False)
                 warm_raw.append(raw_ms)
                 ratios_warm.append(elapsed / raw_ms)
-                previous_prompt = list(last.prompt_ids)
         client.text_document_did_close(
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )
@@ -269,14 +266,23 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
 
 
 async def measure_prewarmed_open(client: Client, places: list[Position]) -> dict:
-    latencies = []
+    """Open, let the user look for 1.5 s (pre-warming on), then ask.
+
+    Pre-warming on open evaluates the file's first prompt window: every position whose prefix
+    fits in it ("top") is warm; a position deeper in a long file ("deep") needs a window the
+    server cannot guess without knowing the cursor, so it stays cold until the first request.
+    """
+    groups: dict[str, list[float]] = {"top": [], "deep": []}
     for number, place in enumerate(places):
+        group = "top" if place.line < 60 else "deep"
+        if len(groups[group]) >= 8:
+            continue
         uri = f"file://{place.path}#open{number}"
         open_document(client, uri, place.document)
         await asyncio.sleep(1.5)  # the user looks at the file before typing
         elapsed, _ = await request(client, uri, place.line, place.column)
-        latencies.append(elapsed)
-    return {"first_request_ms": summary(latencies)}
+        groups[group].append(elapsed)
+    return {f"first_request_{group}_ms": summary(values) for group, values in groups.items()}
 
 
 async def measure_cancellation(client: Client, rounds: int) -> dict:
@@ -315,6 +321,7 @@ async def main() -> None:
     parser.add_argument("--model", default=None, help="bundled name or GGUF path")
     parser.add_argument("--cancel-rounds", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--phases", default="typing,prewarm,cancel")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -332,30 +339,29 @@ async def main() -> None:
     places = positions(args.positions)
     print(f"{len(places)} positions, model {gguf.name}, {threads} threads", file=sys.stderr)
 
-    raw = RawLlama(str(gguf), threads)
-    client = await start(env, {"completion": {"prewarm": False}})
-    typing = await measure_typing(client, places, raw)
-    await stop(client)
-    del raw
-
-    client = await start(env, {"completion": {"prewarm": True}})
-    prewarmed = await measure_prewarmed_open(client, places[:12])
-    await stop(client)
-
-    client = await start(
-        env,
-        {
-            "completion": {
-                "max_tokens": 400,
-                "time_limit_ms": 60000,
-                "multiline": "always",
-                "max_lines": 400,
-                "prewarm": False,
-            }
-        },
-    )
-    cancellation = await measure_cancellation(client, args.cancel_rounds)
-    await stop(client)
+    phases = set(args.phases.split(","))
+    typing = prewarmed = cancellation = None
+    if "typing" in phases:
+        raw = RawLlama(str(gguf), threads)
+        client = await start(env, {"completion": {"prewarm": False}})
+        typing = await measure_typing(client, places, raw)
+        await stop(client)
+        del raw
+    if "prewarm" in phases:
+        client = await start(env, {"completion": {"prewarm": True}})
+        prewarmed = await measure_prewarmed_open(client, positions(4 * args.positions))
+        await stop(client)
+    if "cancel" in phases:
+        long_generations = {
+            "max_tokens": 400,
+            "time_limit_ms": 60000,
+            "multiline": "always",
+            "max_lines": 400,
+            "prewarm": False,
+        }
+        client = await start(env, {"completion": long_generations})
+        cancellation = await measure_cancellation(client, args.cancel_rounds)
+        await stop(client)
 
     results = {
         "date": time.strftime("%Y-%m-%d"),

@@ -31,38 +31,30 @@ except PackageNotFoundError:  # running from a source tree
 
 
 class HintwiseProtocol(LanguageServerProtocol):
-    """pygls' protocol, but a failure in pygls' own copy of a document never stops ours.
+    """pygls' protocol without pygls' own copy of each document.
 
-    pygls applies didChange to its workspace before calling our handler and skips the handler
-    if that raises; our DocumentStore is the copy completions use, so it must always be updated.
+    pygls splits lines with `str.splitlines`, which also breaks at form feeds and U+2028 (LSP
+    does not), so its copy goes wrong on such files; it also re-walks the whole document in
+    Python on every keystroke. hintwise keeps its own copy (lsp_server.documents); these
+    overrides hand document notifications straight to hintwise's handlers.
     """
 
-    def _guarded(self, update, params) -> None:
-        try:
-            update(params)
-        except Exception:
-            log.exception("pygls could not apply a document update; hintwise's copy is unaffected")
+    def _handler(self, method: str):
+        return self.fm.features.get(method)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
-        self._guarded(lambda p: self.workspace.put_text_document(p.text_document), params)
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+        if (handler := self._handler(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
             yield handler, (params,), None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
-        def update(p):
-            for change in p.content_changes:
-                self.workspace.update_text_document(p.text_document, change)
-
-        self._guarded(update, params)
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+        if (handler := self._handler(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
-        self._guarded(lambda p: self.workspace.remove_text_document(p.text_document.uri), params)
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+        if (handler := self._handler(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
 
 
