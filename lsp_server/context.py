@@ -179,20 +179,28 @@ def _block_floor(context: CursorContext) -> int:
     return indentation(context.line_prefix)
 
 
-def bracket_delta(line: str) -> int:
-    delta = 0
+def bracket_scan(text: str, depth: int = 0) -> tuple[int, int | None]:
+    """Bracket depth after `text` (quotes skipped, roughly), and the index where it first went
+    below zero, if it did: the point where the text closes something opened before it."""
     quote = ""
-    for char in line:
+    underflow = None
+    for index, char in enumerate(text):
         if quote:
             if char == quote:
                 quote = ""
         elif char in "\"'`":
             quote = char
         elif char in "([{":
-            delta += 1
+            depth += 1
         elif char in ")]}":
-            delta -= 1
-    return delta
+            depth -= 1
+            if depth < 0 and underflow is None:
+                underflow = index
+    return depth, underflow
+
+
+def bracket_delta(line: str) -> int:
+    return bracket_scan(line)[0]
 
 
 def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp_server.context import CursorContext, bracket_delta, stop_rule
+from lsp_server.context import CursorContext, bracket_delta, bracket_scan, stop_rule
 from lsp_server.documents import Document
 from lsp_server.syntax import count_errors
 
@@ -32,22 +32,8 @@ def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
 
 def _balance_brackets(line_prefix: str, first_line: str) -> str:
     """Cut a single line where it closes more brackets than the current line has open."""
-    open_count = max(0, bracket_delta(line_prefix))
-    depth = open_count
-    quote = ""
-    for index, char in enumerate(first_line):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "\"'`":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth < 0:
-                return first_line[:index]
-    return first_line
+    _, underflow = bracket_scan(first_line, max(0, bracket_delta(line_prefix)))
+    return first_line if underflow is None else first_line[:underflow]
 
 
 def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...]) -> int | None:
