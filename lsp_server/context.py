@@ -118,13 +118,19 @@ def _decide(
     if right:
         return "single", "text right of the cursor"
     language_id = document.language_id
-    if line_prefix.strip():
-        if opens_block(line_prefix, language_id):
-            return "multi", "end of a line that opens a block"
-        return "single", "inside a line"
-    if previous_line and opens_block(previous_line, language_id):
-        return "multi", "empty line after a block opener"
     following = next((line for line in next_lines if line.strip()), None)
+    if line_prefix.strip():
+        if not opens_block(line_prefix, language_id):
+            return "single", "inside a line"
+        if following is not None and indentation(following) > indentation(line_prefix):
+            return "single", "the block already has a body"
+        return "multi", "end of a line that opens a block"
+    if previous_line and opens_block(previous_line, language_id):
+        # Like Copilot: several lines only into an empty block. When the body already follows,
+        # the user is inserting one line into it, and more lines would re-write what is there.
+        if following is not None and indentation(following) > indentation(previous_line):
+            return "single", "empty line at the start of a block that has a body"
+        return "multi", "empty line in an empty block"
     if following is None:
         return "multi", "empty line at the end of the file"
     if indentation(following) < indentation(line_prefix) or following.strip()[:1] in ")]}":
@@ -172,11 +178,13 @@ def build(
     )
 
 
-def _block_floor(context: CursorContext) -> int:
-    """Lines of a multi-line suggestion must stay indented at least this deep (indent languages)."""
+def _block_floor(context: CursorContext, first_line: str) -> int:
+    """Lines of a multi-line suggestion must stay indented at least this deep (indent languages):
+    deeper than a block opener the cursor ends, else as deep as the suggestion's first line
+    (a suggestion stays inside the block it starts in)."""
     if context.line_prefix.strip():
         return indentation(context.line_prefix) + 1
-    return indentation(context.line_prefix)
+    return indentation(context.line_prefix + first_line)
 
 
 def bracket_scan(text: str, depth: int = 0) -> tuple[int, int | None]:
@@ -213,11 +221,11 @@ def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | N
 
         return single
 
-    floor = _block_floor(context)
     indent_blocks = context.indent_blocks
 
     def multi(text: str) -> int | None:
         lines = text.split("\n")
+        floor = _block_floor(context, lines[0])
         position = len(lines[0])
         depth = bracket_delta(lines[0])
         blank_run = 0

@@ -24,6 +24,8 @@ def at_cursor(source: str, language: str, automatic: bool = True, anchor=None, s
         ("python", "def f(x):|\n", "multi"),  # end of the opener line itself
         ("python", "def f(x):\n    y = x\n    |\n\ndef g():\n    pass\n", "multi"),  # block end
         ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "single"),  # inside a block
+        ("python", "for c in s:\n    |\n        n += 1\n", "single"),  # the body follows
+        ("python", "def f(x):|\n    return x\n", "single"),  # the opener has a body
         ("python", "def f(x):\n    return x.low|\n", "single"),
         ("python", "print(|)\n", "single"),
         ("python", "value = comp|uted()\n", "none"),  # inside a word
@@ -101,6 +103,13 @@ def test_prefix_window_starts_at_a_line_and_keeps_its_anchor():
             "const a = 1;\n  return a;",
         ),
         ("go", "func f() {\n\t|\n}\n", "if x {\n\t\ty()\n\t}\n}\n", "if x {\n\t\ty()\n\t}"),
+        # At column 0 the suggestion's own first line sets the block it must stay in.
+        (
+            "python",
+            "def f(x):\n    if not x:\n|\n    return x\n",
+            "        return None\n    y = 2\n",
+            "        return None",
+        ),
     ],
 )
 def test_stop_rule_cuts_where_the_suggestion_should_end(language, source, generated, kept):

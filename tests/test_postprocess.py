@@ -43,7 +43,7 @@ CASES = [
         "python",
         "def f(x):\n    |\n    y = x + 1\n    return y\n",
         "x = abs(x)\n    z = 2\n    y = x + 1\n    return y",
-        "x = abs(x)\n    z = 2",
+        "x = abs(x)",  # the block has a body already: one line
     ),
     (  # cut by the token cap in the middle of a statement: keep the whole lines only
         "python",

@@ -347,3 +347,73 @@ def test_every_request_during_the_model_load_is_answered(server_env):
     finally:
         server.kill()
         server.wait()
+
+
+async def test_settings_change_reloads_the_model_without_a_restart(server_env):
+    async with session(server_env) as client:
+        await wait_ready(client)
+        assert (await status(client)).model == "gemma3-270m"
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"hintwise": {"model": {"name": "smollm2-135m"}}}
+            )
+        )
+        for _ in range(100):
+            current = await status(client)
+            if current.model == "smollm2-135m" and current.state == "ready":
+                break
+            await asyncio.sleep(0.1)
+        assert current.model == "smollm2-135m" and current.state == "ready"
+        open_document(client, URI, EXAMPLE)
+        result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
+        assert isinstance(result, types.InlineCompletionList)
+        # A bad value is reported, and the rest of the settings still apply.
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"hintwise": {"completion": {"max_lines": "lots"}}}
+            )
+        )
+        for _ in range(50):
+            if any("max_lines" in message.message for message in client.messages):
+                break
+            await asyncio.sleep(0.1)
+        assert any("max_lines" in message.message for message in client.messages)
+
+
+def test_serve_over_tcp(server_env):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [*hintwise_command(), "serve", "--tcp", f"127.0.0.1:{port}"],
+        stderr=subprocess.DEVNULL,
+        env=server_env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with connection:
+            init = {"processId": None, "rootUri": None, "capabilities": {}}
+            connection.sendall(
+                _message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+            )
+            reader = connection.makefile("rb")
+            headers = {}
+            while (line := reader.readline().strip()) != b"":
+                key, _, value = line.partition(b":")
+                headers[key.strip().lower()] = value.strip()
+            reply = json.loads(reader.read(int(headers[b"content-length"])))
+        assert reply["result"]["capabilities"]["inlineCompletionProvider"] is not None
+        assert reply["result"]["serverInfo"]["name"] == "hintwise"
+    finally:
+        server.kill()
+        server.wait()
