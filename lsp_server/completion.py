@@ -8,6 +8,7 @@ own thread; the loop only awaits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections import deque
@@ -223,46 +224,52 @@ class Completer:
             return self.counters.last
         self.worker.cancel_key(f"warm:{uri}")
         request = self._request(ctx, settings)
-        job = self.worker.submit(
-            lambda engine, cancelled: engine.complete(request, cancelled), key=uri
-        )
-        self.counters.model_calls += 1
-        self._watch(job)
-        try:
-            completion: Completion = await asyncio.wrap_future(job.future)
-        except asyncio.CancelledError:
-            self.worker.cancel(job)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # the client cancelled this request
-            return Result(None, "superseded by a newer request", latency_ms=latency, **base)
-        except ModelUnavailable as error:
-            return Result(None, f"no model: {error}", latency_ms=latency, **base)
-        generated = time.perf_counter()
-        self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
-        latency.update(
-            queue=((job.started_at or generated) - job.submitted_at) * 1000,
-            tokenize=completion.tokenize_ms,
-            prompt=completion.prompt_ms,
-            generate=completion.generate_ms,
-        )
-        if completion.stop_reason == "cancelled":
-            latency["total"] = (generated - started) * 1000
-            return Result(None, "cancelled", latency_ms=latency, engine=completion, **base)
-        finished = postprocess.finish(
-            ctx,
-            document,
-            completion.text,
-            max_lines=settings.max_lines,
-            min_chars=settings.min_chars,
-            truncated=completion.stop_reason in ("max_tokens", "time", "context"),
-        )
-        done = time.perf_counter()
-        latency["postprocess"] = (done - generated) * 1000
-        latency["total"] = (done - started) * 1000
+        latency.update(queue=0.0, tokenize=0.0, prompt=0.0, generate=0.0, postprocess=0.0)
+        for _attempt in range(2):
+            job = self.worker.submit(
+                lambda engine, cancelled, r=request: engine.complete(r, cancelled), key=uri
+            )
+            self.counters.model_calls += 1
+            self._watch(job)
+            try:
+                completion: Completion = await asyncio.wrap_future(job.future)
+            except asyncio.CancelledError:
+                self.worker.cancel(job)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the client cancelled this request
+                return Result(None, "superseded by a newer request", latency_ms=latency, **base)
+            except ModelUnavailable as error:
+                return Result(None, f"no model: {error}", latency_ms=latency, **base)
+            generated = time.perf_counter()
+            self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+            latency["queue"] += ((job.started_at or generated) - job.submitted_at) * 1000
+            latency["tokenize"] += completion.tokenize_ms
+            latency["prompt"] += completion.prompt_ms
+            latency["generate"] += completion.generate_ms
+            if completion.stop_reason == "cancelled":
+                latency["total"] = (generated - started) * 1000
+                return Result(None, "cancelled", latency_ms=latency, engine=completion, **base)
+            finished = postprocess.finish(
+                ctx,
+                document,
+                completion.text,
+                max_lines=settings.max_lines,
+                min_chars=settings.min_chars,
+                truncated=completion.stop_reason in ("max_tokens", "time", "context"),
+            )
+            latency["postprocess"] += (time.perf_counter() - generated) * 1000
+            # The model's best answer copied code that is already there: ask once for its
+            # runner-up (the same prompt is cached, so this costs only the generation).
+            if finished.text or not finished.repeated or completion.first_content_token is None:
+                break
+            request = dataclasses.replace(
+                request, banned_first=request.banned_first | {completion.first_content_token}
+            )
+        latency["total"] = (time.perf_counter() - started) * 1000
         result = Result(
             finished.text,
-            finished.reason,
+            f"{finished.reason} (second choice)" if request.banned_first else finished.reason,
             id=uuid.uuid4().hex if finished.text else None,
             latency_ms=latency,
             engine=completion,

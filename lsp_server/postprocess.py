@@ -20,6 +20,7 @@ from lsp_server.syntax import count_errors
 class Finished:
     text: str | None  # None: show nothing
     reason: str  # what was done, for --json and the logs
+    repeated: bool = False  # dropped because it copied code already next to the cursor
 
 
 def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
@@ -99,7 +100,7 @@ def finish(
             lines = lines[:-1]
         repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
         if repeat == 0:
-            return Finished(None, "repeats the code below the cursor")
+            return Finished(None, "repeats the code below the cursor", repeated=True)
         if repeat is not None:
             lines = lines[:repeat]
         lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
@@ -111,10 +112,10 @@ def finish(
         text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
         text = _balance_brackets(context.line_prefix, text)
         if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
-            return Finished(None, "repeats the next line")
+            return Finished(None, "repeats the next line", repeated=True)
     first_line = (context.line_prefix + text.split("\n", 1)[0]).strip()
     if not context.line_prefix.strip() and first_line == context.previous_line.strip():
-        return Finished(None, "repeats the previous line")
+        return Finished(None, "repeats the previous line", repeated=True)
     if len(text.strip()) < min_chars:
         return Finished(None, f"fewer than {min_chars} characters")
     return Finished(text, "ok")

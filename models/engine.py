@@ -33,6 +33,9 @@ class CompletionRequest:
     token_healing: bool = True
     stop: Callable[[str], int | None] | None = None
     warm_only: bool = False
+    # Token ids not allowed to start the suggestion's content (used to ask for the runner-up
+    # when the best answer was unusable, e.g. a copy of the line below the cursor).
+    banned_first: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Completion:
     tokens_after_cancel: int = 0
     prefix_cut: int = 0  # characters the window dropped from the start of the request's prefix
     healed: str = ""  # text backed off by token healing and re-created by the model
+    first_content_token: int | None = None  # the first generated token that is not whitespace
     tokenize_ms: float = 0.0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0

@@ -308,18 +308,10 @@ class LlamaEngine:
                 result.stop_reason = "time"
                 break
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
-            if remaining and index is not None:
-                allowed = index.allowed(remaining, self.piece)
-                if allowed:
-                    allowed_ids = np.asarray(allowed)
-                    token = int(allowed_ids[int(np.argmax(logits[allowed_ids]))])
-                else:
-                    token = int(np.argmax(logits))
-                    remaining = b""
-            else:
-                token = int(np.argmax(logits))
             top = float(logits.max())
-            log_norm = top + float(np.log(np.exp(logits - top, dtype=np.float64).sum()))
+            log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
+            banned = request.banned_first if not text.strip() else frozenset()
+            token = self._choose(logits, remaining, index, banned)
             if self._ends_generation(token):
                 result.stop_reason = "eos"
                 break
@@ -327,10 +319,14 @@ class LlamaEngine:
             result.token_logprobs.append(float(logits[token]) - log_norm)
             result.generated_tokens += 1
             self.live_generated = result.generated_tokens
+            if remaining and not (piece.startswith(remaining) or remaining.startswith(piece)):
+                remaining = b""  # every healing candidate was banned: give healing up
             if remaining:
                 consumed = min(len(remaining), len(piece))
                 piece, remaining = piece[consumed:], remaining[consumed:]
             text += decoder.decode(piece)
+            if result.first_content_token is None and text.strip():
+                result.first_content_token = token
             if request.stop is not None:
                 cut_at = request.stop(text)
                 if cut_at is not None:
@@ -339,6 +335,26 @@ class LlamaEngine:
                     break
             llm.eval([token])
         result.text = text
+
+    def _choose(
+        self,
+        logits: np.ndarray,
+        remaining: bytes,
+        index: PieceIndex | None,
+        banned: frozenset[int],
+    ) -> int:
+        """Greedy choice among the tokens allowed here: those that re-create the healed text
+        (while some remains), minus any banned ones."""
+        if remaining and index is not None:
+            candidates = [t for t in index.allowed(remaining, self.piece) if t not in banned]
+            if candidates:
+                ids = np.asarray(candidates)
+                return int(ids[int(np.argmax(logits[ids]))])
+        if banned:
+            masked = logits.copy()
+            masked[list(banned)] = -np.inf
+            return int(np.argmax(masked))
+        return int(np.argmax(logits))
 
     def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""

@@ -130,3 +130,16 @@ def test_prompt_window_reanchors_at_a_line_when_over_budget(gemma_engine):
     assert result.prefix_cut > 0
     assert prefix[result.prefix_cut - 1] == "\n"
     assert result.prompt_tokens <= 256
+
+
+def test_a_banned_first_token_gives_the_runner_up(gemma_engine):
+    best = gemma_engine.complete(CompletionRequest(prefix=BODY, stop=first_line), never)
+    assert best.first_content_token is not None
+    runner_up = gemma_engine.complete(
+        CompletionRequest(
+            prefix=BODY, stop=first_line, banned_first=frozenset({best.first_content_token})
+        ),
+        never,
+    )
+    assert runner_up.first_content_token != best.first_content_token
+    assert runner_up.text.strip() and runner_up.text != best.text

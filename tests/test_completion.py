@@ -1,0 +1,62 @@
+"""The completion pipeline in-process (the code the server and `hintwise complete` share),
+with the real bundled model."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.completion import Completer
+from lsp_server.config import CompletionSettings
+from lsp_server.documents import Document
+from models.llama_engine import LlamaEngine
+from models.worker import ModelWorker
+
+pytestmark = pytest.mark.model
+
+SETTINGS = CompletionSettings(time_limit_ms=30000)
+PRIME = '''import math
+
+
+def is_prime(n: int) -> bool:
+    """Return True when n is a prime number."""
+    if n < 2:
+        return False
+    for divisor in range(2, int(math.sqrt(n)) + 1):
+        if n % divisor == 0:
+            |
+            return False
+    return True
+'''
+
+
+@pytest.fixture(scope="module")
+def completer(gemma_path):
+    worker = ModelWorker(lambda: LlamaEngine(gemma_path, name="gemma3-270m")).start()
+    assert worker.wait_ready(60)
+    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
+    yield Completer(worker, "gemma3-270m")
+    worker.stop()
+
+
+async def ask(completer: Completer, source: str, uri: str = "file:///t.py"):
+    document = Document(uri, "python", 1, source.replace("|", "", 1))
+    return await completer.complete(document, source.index("|"), SETTINGS, automatic=False)
+
+
+async def test_a_copy_of_the_next_line_is_replaced_by_the_runner_up(completer):
+    result = await ask(completer, PRIME)
+    # The model's favourite here is `return False`, which is already the next line.
+    assert result.text is not None
+    assert result.text.strip() != "return False"
+    assert "second choice" in result.reason
+
+
+async def test_latency_parts_add_up(completer):
+    result = await ask(
+        completer,
+        PRIME.replace("            |\n            return False\n", "            |\n"),
+        uri="file:///u.py",
+    )
+    assert result.text.strip() == "return False"
+    parts = result.latency_ms
+    assert parts["total"] >= parts["prompt"] + parts["generate"]
