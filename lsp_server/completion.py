@@ -165,6 +165,8 @@ class Completer:
             token_healing=settings.token_healing,
             stop=cursor_context.stop_rule(ctx, settings.max_lines),
             warm_only=warm,
+            avoid_first=ctx.comment_markers() if ctx.code_expected() else (),
+            indent_first=ctx.needs_indent(),
         )
 
     def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:

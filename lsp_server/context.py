@@ -26,6 +26,19 @@ SUFFIX_MIN_CHARS = 2000
 NEXT_LINES = 8
 
 _BRACE_OPENERS = ("{", "(", "[", "=>")
+LINE_COMMENTS = {"python": ("#",)}
+C_COMMENTS = ("//", "/*")
+BRACE_LANGUAGES = {
+    "javascript",
+    "javascriptreact",
+    "typescript",
+    "typescriptreact",
+    "go",
+    "rust",
+    "java",
+    "c",
+    "cpp",
+}
 _TRAILING_COMMENT = re.compile(r"\s*(#|//).*$")
 
 
@@ -47,6 +60,32 @@ class CursorContext:
     @property
     def indent_blocks(self) -> bool:
         return self.language_id in INDENT_BLOCK_LANGUAGES
+
+    def comment_markers(self) -> tuple[str, ...]:
+        if self.language_id in LINE_COMMENTS:
+            return LINE_COMMENTS[self.language_id]
+        return C_COMMENTS if self.language_id in BRACE_LANGUAGES else ()
+
+    def needs_indent(self) -> bool:
+        """Column 0 of an empty line inside an indented Python block: what an editor's
+        auto-indent would have indented. The suggestion must start indented (the model picks
+        how deep), not with a top-level statement that would end the function."""
+        if not self.indent_blocks or self.line_prefix or self.line_suffix.strip():
+            return False
+        following = next((line for line in self.next_lines if line.strip()), "")
+        if self.previous_line and opens_block(self.previous_line, self.language_id):
+            return True
+        return indentation(self.previous_line) > 0 and indentation(following) > 0
+
+    def code_expected(self) -> bool:
+        """An empty line among code: a comment there is filler, not a suggestion.
+
+        Not inside a comment or string, and not continuing a comment block the user is writing.
+        """
+        if self.line_prefix.strip() or self.syntax.in_comment or self.syntax.in_string:
+            return False
+        markers = self.comment_markers()
+        return bool(markers) and not self.previous_line.lstrip().startswith(markers)
 
 
 def indentation(line: str) -> int:

@@ -36,6 +36,12 @@ class CompletionRequest:
     # Token ids not allowed to start the suggestion's content (used to ask for the runner-up
     # when the best answer was unusable, e.g. a copy of the line below the cursor).
     banned_first: frozenset[int] = frozenset()
+    # Texts the suggestion's content must not start with, e.g. a comment marker where code is
+    # expected (small models like to answer with a comment line).
+    avoid_first: tuple[str, ...] = ()
+    # The suggestion must start with indentation (a space or tab), e.g. at column 0 inside an
+    # indented block, where an editor would have auto-indented.
+    indent_first: bool = False
 
 
 @dataclass

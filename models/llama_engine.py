@@ -137,6 +137,8 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self._piece_index: PieceIndex | None = None
         self._prepared_upto = 0
+        self._avoid_cache: dict[tuple[str, ...], frozenset[int]] = {}
+        self._indenting_ids: np.ndarray | None = None
         # Tokens generated so far by the running request; read by the worker when it cancels.
         self.live_generated = 0
         self.info = ModelInfo(
@@ -310,8 +312,14 @@ class LlamaEngine:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
             top = float(logits.max())
             log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
-            banned = request.banned_first if not text.strip() else frozenset()
-            token = self._choose(logits, remaining, index, banned)
+            banned = (
+                request.banned_first | self._starting_with(request.avoid_first)
+                if not text.strip()
+                else frozenset()
+            )
+            token = self._choose(
+                logits, remaining, index, banned, request.indent_first and not text
+            )
             if self._ends_generation(token):
                 result.stop_reason = "eos"
                 break
@@ -336,25 +344,56 @@ class LlamaEngine:
             llm.eval([token])
         result.text = text
 
+    def _starting_with(self, texts: tuple[str, ...]) -> frozenset[int]:
+        """Tokens whose text, leading whitespace aside, starts with one of `texts` (cached)."""
+        if not texts:
+            return frozenset()
+        if texts not in self._avoid_cache:
+            heads = tuple(text.encode() for text in texts)
+            self._avoid_cache[texts] = frozenset(
+                token
+                for token in range(self.n_vocab)
+                if self.piece(token).lstrip().startswith(heads)
+            )
+        return self._avoid_cache[texts]
+
+    def _indenting(self) -> np.ndarray:
+        """Ids of the tokens that start with a space or a tab (cached)."""
+        if self._indenting_ids is None:
+            self._indenting_ids = np.asarray(
+                [t for t in range(self.n_vocab) if self.piece(t)[:1] in (b" ", b"\t")]
+            )
+        return self._indenting_ids
+
     def _choose(
         self,
         logits: np.ndarray,
         remaining: bytes,
         index: PieceIndex | None,
         banned: frozenset[int],
+        indent: bool = False,
     ) -> int:
         """Greedy choice among the tokens allowed here: those that re-create the healed text
-        (while some remains), minus any banned ones."""
+        (while some remains), minus banned ones, starting with indentation when `indent`."""
         if remaining and index is not None:
-            candidates = [t for t in index.allowed(remaining, self.piece) if t not in banned]
+            candidates = []
+            for token in index.allowed(remaining, self.piece):
+                rest = self.piece(token)[len(remaining) :]
+                if token in banned or (indent and rest and rest[:1] not in (b" ", b"\t")):
+                    continue
+                candidates.append(token)
             if candidates:
                 ids = np.asarray(candidates)
                 return int(ids[int(np.argmax(logits[ids]))])
-        if banned:
-            masked = logits.copy()
-            masked[list(banned)] = -np.inf
-            return int(np.argmax(masked))
-        return int(np.argmax(logits))
+        masked = logits
+        if banned or (indent and not remaining):
+            masked = np.full_like(logits, -np.inf) if indent and not remaining else logits.copy()
+            if indent and not remaining:
+                ids = self._indenting()
+                masked[ids] = logits[ids]
+            if banned:
+                masked[list(banned)] = -np.inf
+        return int(np.argmax(masked))
 
     def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""
