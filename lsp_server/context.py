@@ -27,7 +27,7 @@ NEXT_LINES = 8
 
 _BRACE_OPENERS = ("{", "(", "[", "=>")
 LINE_COMMENTS = {"python": ("#",)}
-C_COMMENTS = ("//", "/*")
+C_COMMENTS = ("//", "/*")  # as in models.llama_engine.COMMENT_MARKERS (precomputed there)
 BRACE_LANGUAGES = {
     "javascript",
     "javascriptreact",

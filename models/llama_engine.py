@@ -33,6 +33,9 @@ from models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
 # chunk (~0.15 s on 2 cores) instead of finishing a cold 1,000-token prompt.
 PROMPT_CHUNK = 64
 
+# Comment markers the completion pipeline may ask to avoid (Python, then C-like languages).
+COMMENT_MARKERS = (("#",), ("//", "/*"))
+
 
 class ModelLoadError(RuntimeError):
     """The model file could not be loaded; the message is meant for the user."""
@@ -198,6 +201,10 @@ class LlamaEngine:
             self._prepared_upto = end
         if self._piece_index is None:
             self._piece_index = PieceIndex([self.piece(i) for i in range(self.n_vocab)])
+            # The token sets the completion constraints use, so no request pays for the scan.
+            self._indenting()
+            for markers in COMMENT_MARKERS:
+                self._starting_with(markers)
         return True
 
     def _ends_generation(self, token: int) -> bool:

@@ -123,3 +123,22 @@ def test_stop_rule_caps_lines():
     text = "".join(f"a{i} = {i}\n    " for i in range(20))
     cut = context.stop_rule(ctx, max_lines=3)(text)
     assert text[:cut].count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "code_expected", "needs_indent"),
+    [
+        ("python", "def f(x):\n    y = 1\n|\n    return y\n", True, True),  # column 0, in a body
+        ("python", "def f(x):\n|\n", True, True),  # an empty body
+        ("python", "x = 1\n|\ny = 2\n", True, False),  # top level: column 0 is right
+        ("python", "def f(x):\n    # step one\n    |\n", False, False),  # a comment block
+        ("python", "def f(x):\n    y = 1  # note |\n", False, False),  # inside a comment
+        ("python", 'x = """\n|\n"""\n', False, False),  # inside a string
+        ("go", "func f() {\n\t|\n}\n", True, False),
+        ("plaintext", "Dear team,\n|", False, False),
+    ],
+)
+def test_what_an_empty_line_expects(language, source, code_expected, needs_indent):
+    ctx = at_cursor(source, language, automatic=False)
+    assert ctx.code_expected() == code_expected
+    assert ctx.needs_indent() == needs_indent
