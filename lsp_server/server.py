@@ -148,10 +148,10 @@ class HintwiseServer(LanguageServer):
         self._model_spec = spec
         settings = self.settings
         if self.worker is None:
-            self.worker = engine_setup.start_worker(settings, self.note, self._model_state_changed)
+            self.worker = engine_setup.start_worker(settings, self.tell, self._model_state_changed)
             self.completer = Completer(self.worker, settings.model_spec())
         else:
-            self.worker.reload(lambda: engine_setup.load_engine(settings, self.note))
+            self.worker.reload(lambda: engine_setup.load_engine(settings, self.tell))
             engine_setup.submit_prepare(self.worker)
             if self.completer is not None:
                 self.completer.model_name = settings.model_spec()
