@@ -275,6 +275,8 @@ class LlamaEngine:
         )
         tokenized = time.perf_counter()
         result.tokenize_ms = (tokenized - started) * 1000
+        if not tokens:  # nothing before the cursor and a model without BOS: nothing to go on
+            return result
         reused, evaluated, finished = self._evaluate(tokens, cancelled)
         evaluated_at = time.perf_counter()
         result.reused_tokens, result.evaluated_tokens = reused, evaluated

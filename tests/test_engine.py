@@ -143,3 +143,23 @@ def test_a_banned_first_token_gives_the_runner_up(gemma_engine):
     )
     assert runner_up.first_content_token != best.first_content_token
     assert runner_up.text.strip() and runner_up.text != best.text
+
+
+@pytest.fixture(scope="module")
+def smollm2_engine():
+    from lsp_server.config import Settings
+    from lsp_server.engine_setup import load_engine
+
+    engine = load_engine(Settings(model=type(Settings().model)(name="smollm2-135m")))
+    yield engine
+    engine.close()
+
+
+def test_the_smaller_bundled_model_runs_too(smollm2_engine):
+    assert smollm2_engine.info.architecture == "llama"
+    assert smollm2_engine.add_bos is False
+    # An empty document: no BOS and no text, so no prompt at all; an empty answer, no crash.
+    empty = smollm2_engine.complete(CompletionRequest(prefix=""), never)
+    assert empty.text == "" and empty.prompt_tokens == 0
+    result = smollm2_engine.complete(CompletionRequest(prefix=BODY, stop=first_line), never)
+    assert result.generated_tokens > 0 and len(result.token_logprobs) == result.generated_tokens
