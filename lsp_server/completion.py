@@ -39,6 +39,7 @@ class Result:
     from_cache: bool = False
     latency_ms: dict[str, float] = field(default_factory=dict)
     engine: Completion | None = None
+    context: cursor_context.CursorContext | None = field(default=None, repr=False)
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> dict:
@@ -204,7 +205,7 @@ class Completer:
         ctx = cursor_context.build(document, offset, settings, self.anchors.get(uri), automatic)
         context_done = time.perf_counter()
         latency = {"context": (context_done - started) * 1000}
-        base = dict(uri=uri, offset=ctx.offset, mode=ctx.mode, model=self.model_name)
+        base = dict(uri=uri, offset=ctx.offset, mode=ctx.mode, model=self.model_name, context=ctx)
         if ctx.mode == "none":
             self.counters.skipped += 1
             latency["total"] = latency["context"]

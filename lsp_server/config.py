@@ -64,9 +64,25 @@ class CompletionSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    enabled: bool = True
+    """Keep the local feedback store (never sent anywhere)."""
+    store_code: Literal["full", "hashed", "none"] = "full"
+    """How code (prompts, prefixes, suggestions, file paths) is stored: as is, as sha256, or not.
+    Secrets are redacted before anything is written, whatever this says."""
+    reject_after_s: int = 10
+    """A suggestion neither accepted nor otherwise answered within this many seconds is rejected."""
+    retention_days: int = 365
+    """Suggestions older than this are deleted at startup (0 = keep)."""
+    retention_rows: int = 200000
+    """At most this many suggestions are kept (0 = no limit)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     data_dir: str = ""
     """Where hintwise keeps the assembled model and (later) its feedback store.
     Default: the platform's user data dir. Env: HINTWISE_DATA_DIR."""
@@ -158,7 +174,7 @@ def _fields(section: Any) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(section)}
 
 
-_SECTIONS = ("model", "completion")
+_SECTIONS = ("model", "completion", "telemetry")
 _TOP_LEVEL = {"data_dir": str}
 
 

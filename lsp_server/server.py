@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_server import config, engine_setup
+from lsp_server.clock import Clock, LoopClock, ManualClock
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
-from lsp_server.suggestions import SuggestionLog
+from lsp_server.feedback import FeedbackTracker
 from models.worker import ModelWorker
+from telemetry import NullWriter, Privacy, Writer, default_path, purge
 
 log = logging.getLogger("hintwise")
 
@@ -68,7 +72,10 @@ class HintwiseServer(LanguageServer):
         self.settings, problems = config.apply(base, self.overrides)
         self.startup_problems = problems
         self.documents = DocumentStore()
-        self.suggestions = SuggestionLog()
+        self.writer: Writer | NullWriter = NullWriter()
+        self.feedback: FeedbackTracker | None = None
+        self.clock: Clock | None = None
+        self._telemetry_spec: tuple | None = None
         self.worker: ModelWorker | None = None
         self.completer: Completer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -129,6 +136,7 @@ class HintwiseServer(LanguageServer):
             self.tell(f"hintwise: ignoring a setting: {problem}", types.MessageType.Warning)
         self.settings = settings
         self.start_model()
+        self.start_telemetry()
 
     def _spec(self) -> tuple:
         s = self.settings
@@ -171,19 +179,97 @@ class HintwiseServer(LanguageServer):
                 f"loaded in {info.load_ms:.0f} ms)"
             )
 
+    # -- telemetry -----------------------------------------------------------------------------
+
+    def start_telemetry(self) -> None:
+        """Open (or reopen, after a settings change) the local feedback store."""
+        telemetry = self.settings.telemetry
+        spec = (telemetry.enabled, telemetry.store_code, self.settings.data_dir)
+        if spec == self._telemetry_spec and self.feedback is not None:
+            self.feedback.reject_after_s = telemetry.reject_after_s
+            return
+        self._telemetry_spec = spec
+        self.writer.close(timeout=2.0)
+        if telemetry.enabled:
+            path = default_path(self.settings.data_path)
+            self.writer = Writer.start(
+                path,
+                privacy=Privacy(telemetry.store_code),
+                on_problem=lambda message: self.tell(
+                    f"hintwise: feedback is not being recorded: {message}",
+                    types.MessageType.Warning,
+                ),
+            )
+            self._apply_retention(path)
+        else:
+            self.writer = NullWriter()
+        if self.clock is None:
+            self.clock = (
+                ManualClock()
+                if os.environ.get("HINTWISE_TEST_CLOCK") == "1"
+                else (LoopClock(self.loop or asyncio.get_event_loop()))
+            )
+        if self.feedback is None:
+            self.feedback = FeedbackTracker(self.writer, self.clock, telemetry.reject_after_s)
+        else:
+            self.feedback.writer = self.writer
+            self.feedback.reject_after_s = telemetry.reject_after_s
+
+    def _apply_retention(self, path) -> None:
+        """Delete what is older or more than the retention settings allow, off the loop."""
+        telemetry = self.settings.telemetry
+        if not path.exists() or not (telemetry.retention_days or telemetry.retention_rows):
+            return
+
+        def run() -> None:
+            try:
+                purge(
+                    path,
+                    keep_days=telemetry.retention_days or None,
+                    keep_rows=telemetry.retention_rows or None,
+                )
+            except Exception as error:  # the writer reports real database problems itself
+                log.warning("retention purge failed: %s", error)
+
+        threading.Thread(target=run, name="hintwise-retention", daemon=True).start()
+
+    def engine_settings(self) -> dict:
+        """What produced a suggestion, stored with it."""
+        engine = self.worker.engine if self.worker is not None else None
+        completion = self.settings.completion
+        values = {
+            "model": self.settings.model_spec(),
+            "max_tokens": completion.max_tokens,
+            "prefix_tokens": completion.prefix_tokens,
+            "suffix_tokens": completion.suffix_tokens,
+            "token_healing": completion.token_healing,
+            "multiline": completion.multiline,
+            "greedy": True,
+        }
+        if engine is not None:
+            values.update(
+                model_file=Path(engine.info.path).name,
+                threads=engine.info.threads,
+                n_ctx=engine.info.n_ctx,
+                fim=engine.info.fim_family,
+            )
+        return values
+
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop(timeout=2.0)
+        self.writer.close(timeout=3.0)
 
 
 def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, lifecycle
+    from lsp_server.features import completion, documents, feedback, lifecycle
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
     documents.register(server)
     completion.register(server)
+    feedback.register(server)
     return server

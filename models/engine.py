@@ -54,6 +54,7 @@ class Completion:
     fim: bool = False
     prompt_tokens: int = 0
     prompt: list[int] = field(default_factory=list, repr=False)  # the token ids the model saw
+    prompt_text: str = field(default="", repr=False)  # the same, as text (markers included)
     evaluated_tokens: int = 0  # prompt tokens llama.cpp actually ran (the rest came from cache)
     reused_tokens: int = 0
     generated_tokens: int = 0

@@ -270,6 +270,7 @@ class LlamaEngine:
             fim=self.fim is not None,
             prompt_tokens=prompt_len,
             prompt=tokens,
+            prompt_text=self.llm.detokenize(tokens, special=True).decode("utf-8", errors="replace"),
             prefix_cut=cut,
             healed=healed.decode("utf-8", errors="replace"),
         )

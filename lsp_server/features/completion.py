@@ -9,11 +9,11 @@ from lsprotocol import types
 
 from lsp_server.completion import Result
 from lsp_server.documents import Document
+from lsp_server.features.feedback import ACCEPT_COMMAND
 from lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
 
-ACCEPT_COMMAND = "hintwise.accept"
 _WORD_BEFORE = re.compile(r"[\w$]*$")
 
 
@@ -34,6 +34,8 @@ async def suggest(
     if document is None or ls.completer is None:
         return None
     offset = document.offset_at(position.line, position.character)
+    if ls.feedback is not None:
+        ls.feedback.moved_to(uri, offset)
     result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
     log.debug(
         "completion %s:%d → %r (%s, %.0f ms)",
@@ -43,9 +45,12 @@ async def suggest(
         result.reason,
         result.latency_ms.get("total", 0.0),
     )
+    if ls.feedback is not None:
+        ls.feedback.requested(result)
+        if result.text:
+            ls.feedback.shown(result, document, ls.engine_settings())
     if not result.text:
         return None
-    ls.suggestions.shown(result)
     return document, result
 
 
@@ -129,10 +134,3 @@ def register(server: HintwiseServer) -> None:
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
         return completion_items(*found, markdown=_markdown_documentation(ls.client_capabilities))
-
-    @server.command(ACCEPT_COMMAND)
-    def accept(ls: HintwiseServer, suggestion_id: str) -> dict:
-        record = ls.suggestions.accepted(suggestion_id)
-        if record is None:
-            return {"accepted": False, "reason": "unknown or expired suggestion id"}
-        return {"accepted": True, "id": suggestion_id}

@@ -51,8 +51,12 @@ def register(server: HintwiseServer) -> None:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start = (change.range.start.line, change.range.start.character)
                 end = (change.range.end.line, change.range.end.character)
+                start_offset = document.offset_at(*start)
+                removed = max(0, document.offset_at(*end) - start_offset)
                 document.apply_change(change.text, start, end)
-                end_offset = document.offset_at(*start) + len(change.text)
+                end_offset = start_offset + len(change.text)
+                if ls.feedback is not None:
+                    ls.feedback.document_changed(document, start_offset, removed, change.text)
             else:
                 document.apply_change(change.text, None, None)
         document.version = params.text_document.version
@@ -69,5 +73,7 @@ def register(server: HintwiseServer) -> None:
         uri = params.text_document.uri
         ls.documents.close(uri)
         ls.last_change.pop(uri, None)
+        if ls.feedback is not None:
+            ls.feedback.closed(uri)
         if ls.completer is not None:
             ls.completer.forget(uri)

@@ -65,7 +65,12 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
         "fim": engine.info.fim_family if engine is not None else None,
         "prepared": bool(engine is not None and getattr(engine, "prepared", False)),
         "documents": len(server.documents),
-        "suggestions": server.suggestions.counts(),
+        "suggestions": server.feedback.counts() if server.feedback is not None else {},
+        "telemetry": {
+            "enabled": server.settings.telemetry.enabled,
+            "ok": server.writer.ok,
+            "problem": server.writer.problem,
+        },
         "completions": {
             "requests": counters.requests,
             "model_calls": counters.model_calls,
@@ -91,6 +96,7 @@ def register(server: HintwiseServer) -> None:
             ls.update_settings(options)
         else:
             ls.start_model()
+            ls.start_telemetry()
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: HintwiseServer, params: types.InitializedParams) -> None:
