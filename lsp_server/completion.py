@@ -102,6 +102,13 @@ class TypingCache:
     def forget(self, uri: str) -> None:
         self._shown.pop(uri, None)
 
+    def retire(self, suggestion_id: str) -> None:
+        """A rejected suggestion is not offered again from the cache (the model may, afresh)."""
+        for uri, entries in self._shown.items():
+            kept = [entry for entry in entries if entry.result.id != suggestion_id]
+            if len(kept) != len(entries):
+                self._shown[uri] = deque(kept, maxlen=CACHE_PER_DOCUMENT)
+
 
 @dataclass
 class Counters:

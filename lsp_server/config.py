@@ -101,6 +101,10 @@ class Settings:
         """The path, or bundled name, of the model these settings select."""
         return self.model.path or self.model.name
 
+    def model_label(self) -> str:
+        """A short name for the model: the bundled name, or the GGUF file's name."""
+        return Path(self.model.path).name if self.model.path else self.model.name
+
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     """{"completion": {"max_lines": 4}} and {"completion.max_lines": 4} both → dotted keys."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
@@ -67,10 +68,17 @@ def _file(uri: str) -> str:
 class FeedbackTracker:
     """Turns suggestions and editor activity into telemetry rows (writer: telemetry.Writer)."""
 
-    def __init__(self, writer, clock: Clock, reject_after_s: float = 10.0):
+    def __init__(
+        self,
+        writer,
+        clock: Clock,
+        reject_after_s: float = 10.0,
+        on_rejected: Callable[[str], None] = lambda suggestion_id: None,
+    ):
         self.writer = writer
         self.clock = clock
         self.reject_after_s = reject_after_s
+        self.on_rejected = on_rejected
         self._tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._active: dict[str, Tracked] = {}  # per document: the suggestion on screen
         self._awaiting_replacement: dict[str, Tracked] = {}
@@ -174,6 +182,7 @@ class FeedbackTracker:
             return False
         self._settle(tracked, "rejected")
         self._event(tracked, "rejected", reason=reason)
+        self.on_rejected(tracked.id)
         uri = tracked.document.uri
         earlier = self._awaiting_replacement.get(uri)
         if earlier is not None and earlier is not tracked:
@@ -267,7 +276,9 @@ class FeedbackTracker:
         if not accepted.strip():
             return
         text = tracked.document.text
-        margin = max(200, len(accepted))
+        # Look where it was put (the offset follows edits above it), give or take a little:
+        # the same code elsewhere in the file must not count as this text surviving.
+        margin = 8 + len(accepted) // 4
         window = text[max(0, tracked.offset - margin) : tracked.offset + len(accepted) + margin]
         similarity = fuzz.partial_ratio(accepted, window) / 100 if window else 0.0
         self._event(tracked, "survival", check_after_s=after_s, similarity=round(similarity, 4))

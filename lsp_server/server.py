@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -83,7 +82,6 @@ class HintwiseServer(LanguageServer):
         self.model_error: str | None = None
         self.last_change: dict[str, float] = {}
         self._model_spec: tuple | None = None
-        self._lock = threading.Lock()
 
     # -- messages --------------------------------------------------------------------------
 
@@ -157,12 +155,12 @@ class HintwiseServer(LanguageServer):
         settings = self.settings
         if self.worker is None:
             self.worker = engine_setup.start_worker(settings, self.tell, self._model_state_changed)
-            self.completer = Completer(self.worker, settings.model_spec())
+            self.completer = Completer(self.worker, settings.model_label())
         else:
             self.worker.reload(lambda: engine_setup.load_engine(settings, self.tell))
             engine_setup.submit_prepare(self.worker)
             if self.completer is not None:
-                self.completer.model_name = settings.model_spec()
+                self.completer.model_name = settings.model_label()
 
     def _model_state_changed(self, state: str, detail: str | None) -> None:
         self.model_state, self.model_error = state, detail
@@ -199,8 +197,8 @@ class HintwiseServer(LanguageServer):
                     f"hintwise: feedback is not being recorded: {message}",
                     types.MessageType.Warning,
                 ),
+                on_ready=self._retention,
             )
-            self._apply_retention(path)
         else:
             self.writer = NullWriter()
         if self.clock is None:
@@ -210,28 +208,27 @@ class HintwiseServer(LanguageServer):
                 else (LoopClock(self.loop or asyncio.get_event_loop()))
             )
         if self.feedback is None:
-            self.feedback = FeedbackTracker(self.writer, self.clock, telemetry.reject_after_s)
+            self.feedback = FeedbackTracker(
+                self.writer, self.clock, telemetry.reject_after_s, on_rejected=self._retire
+            )
         else:
             self.feedback.writer = self.writer
             self.feedback.reject_after_s = telemetry.reject_after_s
 
-    def _apply_retention(self, path) -> None:
-        """Delete what is older or more than the retention settings allow, off the loop."""
+    def _retire(self, suggestion_id: str) -> None:
+        if self.completer is not None:
+            self.completer.cache.retire(suggestion_id)
+
+    def _retention(self, connection) -> None:
+        """Delete what the retention settings no longer keep (runs on the writer's thread)."""
         telemetry = self.settings.telemetry
-        if not path.exists() or not (telemetry.retention_days or telemetry.retention_rows):
-            return
-
-        def run() -> None:
-            try:
-                purge(
-                    path,
-                    keep_days=telemetry.retention_days or None,
-                    keep_rows=telemetry.retention_rows or None,
-                )
-            except Exception as error:  # the writer reports real database problems itself
-                log.warning("retention purge failed: %s", error)
-
-        threading.Thread(target=run, name="hintwise-retention", daemon=True).start()
+        if telemetry.retention_days or telemetry.retention_rows:
+            purged = purge(
+                connection,
+                keep_days=telemetry.retention_days or None,
+                keep_rows=telemetry.retention_rows or None,
+            )
+            log.info("telemetry retention: %s", purged)
 
     def engine_settings(self) -> dict:
         """What produced a suggestion, stored with it."""

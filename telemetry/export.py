@@ -55,6 +55,8 @@ KTO_DEFAULT_MIN_SURVIVAL = 0.5
 # Distinct accepted / rejected texts kept per prompt for DPO pairing: a prompt seen thousands of
 # times (an empty file's first line) must not hold thousands of texts in memory.
 MAX_PER_PROMPT = 64
+# Pairs of one prompt remembered (as hashes) to drop repeats; past this, repeats go through.
+MAX_REMEMBERED_PAIRS = 4096
 
 SUGGESTION_JSON_COLUMNS = ("settings", "features", "scores", "latency", "token_logprobs", "detail")
 
@@ -63,6 +65,7 @@ NOT_STORED = "not_stored"  # prompt, text or replacement hashed or not kept (sto
 EMPTY = "empty"  # nothing to train on: an empty suggestion, replacement or accepted prefix
 SAME_TEXT = "same_text"  # chosen and rejected would be the same text
 NO_SURVIVAL = "below_min_survival"  # DPO: accepted, but not shown to have survived
+DUPLICATE = "duplicate"  # DPO: the same pair again for the same prompt
 
 
 @dataclass
@@ -207,9 +210,12 @@ def _dpo_group(
     result: Exported,
     min_survival: float | None,
 ) -> Iterator[dict[str, str]]:
-    """Pairs (b) as they stream past, then pairs (a) once the whole group has been seen."""
+    """Pairs (b) as they stream past, then pairs (a) once the whole group has been seen; a pair
+    already written for this prompt (the same rejection replaced twice alike, or a rejected text
+    that is also some accepted text's pair) is written once."""
     chosen: dict[str, None] = {}  # insertion-ordered sets of distinct texts
     rejected: dict[str, None] = {}
+    seen: set[int] = set()
     for outcome in group:
         if not is_stored(prompt) or not is_stored(outcome.text):
             result.skip(NOT_STORED)
@@ -229,9 +235,22 @@ def _dpo_group(
             rejected.setdefault(text)
         if outcome.replacement is not None:
             pair = _replacement_pair(prompt or "", text, outcome.replacement, result)
-            if pair is not None:
+            if pair is not None and _first_time(pair, seen, result):
                 yield pair
-    yield from _accepted_rejected_pairs(prompt or "", list(chosen), list(rejected), result)
+    for pair in _accepted_rejected_pairs(prompt or "", list(chosen), list(rejected), result):
+        if _first_time(pair, seen, result):
+            yield pair
+
+
+def _first_time(pair: dict[str, str], seen: set[int], result: Exported) -> bool:
+    """False (and counted) for a pair this prompt group has already written."""
+    key = hash((pair["chosen"], pair["rejected"]))
+    if key in seen:
+        result.skip(DUPLICATE)
+        return False
+    if len(seen) < MAX_REMEMBERED_PAIRS:
+        seen.add(key)
+    return True
 
 
 def _replacement_pair(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +281,6 @@ def chart(db: DbLike, png_path: str | Path, since_ms: int | None = None) -> Path
 def _draw(days: list[dict[str, Any]]) -> Any:
     """Rates on top (0-100 %), how many suggestions each day's rate rests on below."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9, 5.5), layout="constrained")
@@ -301,9 +300,9 @@ def _draw(days: list[dict[str, Any]]) -> Any:
     for label, values, style in series:
         points = [(d, v * 100) for d, v in zip(dates, values, strict=True) if v is not None]
         if points:
-            xs, ys = zip(*points, strict=True)
+            xs, ys = zip(*_break_gaps(points), strict=True)
             rates_axes.plot(xs, ys, style, label=label)
-    rates_axes.set_ylim(0, 100)
+    rates_axes.set_ylim(0, 102)  # room for the markers of a 100 % day
     rates_axes.set_ylabel("percent")
     rates_axes.grid(alpha=0.3)
     if rates_axes.get_lines():
@@ -312,7 +311,30 @@ def _draw(days: list[dict[str, Any]]) -> Any:
     counts_axes.bar(dates, [day["acceptance"]["n"] for day in days], color="tab:gray")
     counts_axes.set_ylabel("shown (n)")
     counts_axes.set_xlabel("day (local time)")
-    locator = AutoDateLocator()
-    counts_axes.xaxis.set_major_locator(locator)
-    counts_axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    _day_ticks(counts_axes, dates)
     return figure
+
+
+def _break_gaps(points: list[tuple[date, float]]) -> list[tuple[date, float]]:
+    """A NaN point the day after each day followed by a gap: matplotlib breaks the line there
+    instead of drawing a trend across days nobody used the editor."""
+    out: list[tuple[date, float]] = []
+    for index, (day, value) in enumerate(points):
+        if index and (day - points[index - 1][0]).days > 1:
+            out.append((points[index - 1][0] + timedelta(days=1), float("nan")))
+        out.append((day, value))
+    return out
+
+
+def _day_ticks(axes: Any, dates: list[date]) -> None:
+    """Whole days only: matplotlib's automatic ticks would label hours across a short span."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DayLocator
+
+    if not dates:
+        return
+    span = (max(dates) - min(dates)).days
+    locator = DayLocator() if span <= 14 else AutoDateLocator(minticks=4, maxticks=12)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    margin = timedelta(days=1)  # whole days: date arithmetic drops fractions
+    axes.set_xlim(min(dates) - margin, max(dates) + margin)

@@ -144,12 +144,15 @@ class Writer:
         max_batch: int = 5_000,
         max_pending: int = 200_000,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        on_ready: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """
         `busy_timeout`: how long to wait for another program's lock before giving up (another
         hintwise sharing the file holds it for milliseconds). `max_pending`: queued rows beyond
         this are dropped rather than let memory grow when the disk is slow. `on_connect` runs on
-        the new connection before anything else (tests use it to cap the file size).
+        the new connection before anything else (tests use it to cap the file size); `on_ready`
+        once the schema is current, on the writer's thread (the server's retention purge runs
+        there, so it never contends with the writer for the lock).
         """
         self.path = Path(path)
         self.privacy = privacy or Privacy()
@@ -159,6 +162,7 @@ class Writer:
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._on_connect = on_connect
+        self._on_ready = on_ready
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -293,6 +297,11 @@ class Writer:
             conn.execute("PRAGMA synchronous=NORMAL")
             db = Database(conn, execute_plugins=False, recursive_triggers=False)
             migrate(db)
+            if self._on_ready is not None:
+                try:
+                    self._on_ready(conn)
+                except Exception as error:  # housekeeping must not stop the recording
+                    log.warning("telemetry: %s", error)
             # What a row may set: the columns as they are in this file (events and requests get
             # their integer id from SQLite).
             self._columns = {

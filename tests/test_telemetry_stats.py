@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from telemetry import Event, Privacy, Request, Suggestion, Writer, open_db
+from telemetry.report import render
 from telemetry.stats import chart, compute
 from telemetry.store import DAY_MS, to_epoch_ms
 
@@ -274,3 +275,14 @@ def test_chart_is_a_png(store: Path, tmp_path: Path) -> None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (990, 605)  # 9 x 5.5 inches at 110 dpi
     assert len(data) > 20_000  # lines, labels and legend, not a blank canvas
+
+
+def test_text_report_shows_counts_with_rates(store: Path) -> None:
+    text = render(compute(store, since_ms=DAY1))
+    assert "Completions: 9 generated, 8 shown" in text
+    assert "  Accepted        50.0 %  (4 of 8)  [3 in full, 1 in part]" in text
+    assert "  python          40.0 %  (2 of 5)" in text
+    assert "  81+              0.0 %  (0 of 1)" in text
+    assert "  after 2 min      0.95  100.0 % ≥ 0.9  (1 checks)" in text
+    assert "explicit 1, superseded 1, diverged 1, timeout 1 (total 4)" in text
+    assert "Model calls avoided by the gate: 30.0 %  (3 of 10 requests)" in text
