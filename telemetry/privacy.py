@@ -42,6 +42,7 @@ lines are cached (LRU), and this runs on the writer thread, never on the LSP loo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -259,10 +260,30 @@ _EXTRA_RULES: tuple[tuple[re.Pattern[str], int, str], ...] = (
 _setup_lock = threading.Lock()
 
 
+@contextlib.contextmanager
+def _no_ipv6_probe():
+    """Import detect-secrets without the socket its dependencies open on import.
+
+    detect-secrets imports `requests` (for the verification we turn off); importing urllib3
+    creates an IPv6 socket and binds it to ::1 to learn whether IPv6 works. Nothing is sent, but
+    hintwise promises that it opens no socket at all unless a remote engine is configured, and a
+    test holds it to that. With `socket.has_ipv6` false while urllib3 loads, it skips the probe
+    (and assumes no IPv6, which nothing here uses: telemetry never connects anywhere).
+    """
+    import socket
+
+    saved = socket.has_ipv6
+    socket.has_ipv6 = False
+    try:
+        yield
+    finally:
+        socket.has_ipv6 = saved
+
+
 @lru_cache(maxsize=1)
 def _detectors() -> tuple[list[Any], list[Callable[[str, str, Any], bool]], Any]:
     """detect-secrets plugins (instantiated once) and its heuristic false-positive filters."""
-    with _setup_lock:
+    with _setup_lock, _no_ipv6_probe():
         from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
         from detect_secrets.filters import heuristic
         from detect_secrets.settings import get_settings
