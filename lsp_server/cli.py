@@ -228,5 +228,13 @@ def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
     sys.exit(1 if report["problems"] else 0)
 
 
+def _register_feedback() -> None:
+    from lsp_server.feedback_cli import feedback
+
+    main.add_command(feedback)
+
+
+_register_feedback()
+
 if __name__ == "__main__":
     main()
