@@ -16,6 +16,7 @@ import click
 from lsp_server import config
 from telemetry import default_path, open_db, purge
 from telemetry.export import export_detailed
+from telemetry.report import render
 from telemetry.stats import chart, compute
 from telemetry.store import to_epoch_ms
 
@@ -38,51 +39,6 @@ def _since(value: str | None) -> int | None:
         return to_epoch_ms(value)
     except ValueError as error:
         raise click.BadParameter(f"{error} (expected a date like 2026-11-01)") from None
-
-
-def _percent(share: dict) -> str:
-    if not share.get("n"):
-        return "  –    (n=0)"
-    return f"{100 * share['rate']:5.1f}% (n={share['n']})"
-
-
-def render(stats: dict, chart_path: Path | None) -> str:
-    """The stats report as text."""
-    acceptance = stats["acceptance"]
-    lines = [
-        f"{stats['completions']} completions shown; "
-        f"acceptance {_percent(acceptance['overall']).strip()}"
-        f" ({acceptance['overall']['accepted']} accepted, "
-        f"{acceptance['overall']['partially_accepted']} partly)",
-        "",
-        "by language:",
-        *(f"  {name:<18}{_percent(share)}" for name, share in acceptance["by_language"].items()),
-        "by suggestion length:",
-        *(f"  {name:<18}{_percent(share)}" for name, share in acceptance["by_length"].items()),
-        "by hour of day:",
-        *(f"  {name:<18}{_percent(share)}" for name, share in acceptance["by_hour"].items()),
-        "survival of accepted text (mean similarity; share still ≥ 90%):",
-    ]
-    for check, figures in stats["survival"].items():
-        mean = figures["mean_similarity"]
-        lines.append(
-            f"  after {int(check):>3} s        "
-            + (
-                f"{mean:5.2f}; {_percent(figures['at_least_0_9']).strip()}"
-                if mean is not None
-                else "  –   (n=0)"
-            )
-        )
-    rejections = stats["rejections"]
-    lines.append("rejections: " + ", ".join(f"{key} {value}" for key, value in rejections.items()))
-    gate = stats["gate"]
-    lines.append(
-        f"model calls avoided by the acceptance gate: "
-        f"{_percent(gate['calls_avoided']).strip()} of {gate['requests']} requests"
-    )
-    if chart_path is not None:
-        lines.append(f"chart: {chart_path}")
-    return "\n".join(lines)
 
 
 @click.group()
@@ -116,7 +72,7 @@ def stats(as_json: bool, since: str | None, chart_path: Path) -> None:
     if as_json:
         click.echo(json.dumps({**figures, "chart": str(written)}, indent=2))
     else:
-        click.echo(render(figures, written))
+        click.echo(render(figures) + f"Chart: {written}")
 
 
 @feedback.command()

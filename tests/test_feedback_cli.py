@@ -77,7 +77,7 @@ def test_stats(store_env, tmp_path):
     assert figures["rejections"]["diverged"] == 1 and figures["rejections"]["timeout"] == 1
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = run(["stats", "--chart", str(chart)], store_env)
-    assert "acceptance" in text.stdout and "33.3%" in text.stdout
+    assert "Accepted" in text.stdout and "33.3 %" in text.stdout and "(1 of 3)" in text.stdout
 
 
 def test_export_dpo_and_kto(store_env, tmp_path):
