@@ -153,3 +153,20 @@ async def test_the_users_own_line_is_captured_after_a_rejection(env, tmp_path):
     assert [e["kind"] for e in found] == ["shown", "rejected", "replacement"]
     assert found[1]["reason"] == "explicit"
     assert found[2]["text"] == "break"
+
+
+async def test_a_broken_store_is_reported_once_and_completions_go_on(env, tmp_path):
+    garbage = b"this is not a database\x00" * 200
+    (tmp_path / "telemetry.db").write_bytes(garbage)
+    async with session(env) as client:
+        open_document(client, URI, EXAMPLE)
+        await wait_ready(client)
+        for _ in range(3):
+            result = await inline(client, URI, LINE, COLUMN)
+            assert result.items  # completions are served without telemetry
+        await advance(client, 0)
+        status = await client.protocol.send_request_async("hintwise/status", {})
+        warnings = [m.message for m in client.messages if "feedback" in m.message]
+    assert status.telemetry.ok is False
+    assert len(warnings) == 1 and "telemetry.db" in warnings[0]
+    assert (tmp_path / "telemetry.db").read_bytes() == garbage  # not overwritten
