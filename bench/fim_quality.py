@@ -232,18 +232,17 @@ def main() -> None:
 
     holes = load(args.limit)
     runs = [tuple(run.split(":")) for run in args.runs.split(",")] if args.runs else RUNS
-    report: dict = {
-        "date": time.strftime("%Y-%m-%d"),
-        "holes": len(holes),
-        "threads": args.threads,
-        "models": {},
-    }
+    report = _previous_report(args.json, len(holes)) or {"holes": len(holes), "models": {}}
+    report.update(date=time.strftime("%Y-%m-%d"), threads=args.threads)
     for name in args.models.split(","):
         settings = from_environment(Settings())
         settings = Settings(model=type(settings.model)(name=name), data_dir=settings.data_dir)
         gguf = model_path(settings, lambda message: print(message, file=sys.stderr))
-        results: dict = {}
-        verdicts: dict[str, list[bool]] = {}
+        entry = report["models"].setdefault(name, {"runs": {}, "differences": {}, "verdicts": {}})
+        results: dict = entry["runs"]
+        verdicts: dict[str, list[bool]] = {
+            key: [mark == "1" for mark in marks] for key, marks in entry["verdicts"].items()
+        }
         for scenario, handling in runs:
             started = time.perf_counter()
             if handling == "naive":
@@ -261,19 +260,37 @@ def main() -> None:
                 "p50_ms": round(statistics.median(answer["ms"] for answer in answers), 1),
                 "minutes": round((time.perf_counter() - started) / 60, 1),
             }
+            entry["verdicts"][key] = "".join("1" if ok else "0" for ok in passed)
             print(f"{name} {key}: {results[key]}", file=sys.stderr, flush=True)
-        comparisons = {}
-        for scenario in SCENARIOS:
-            for base in ("naive", "no-heal"):
-                a, b = verdicts.get(f"{scenario}:{base}"), verdicts.get(f"{scenario}:pipeline")
-                if a and b:
-                    comparisons[f"{scenario}: pipeline − {base}"] = paired_difference(a, b)
-        report["models"][name] = {"runs": results, "differences": comparisons}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
+            entry["differences"] = _differences(verdicts)
+            _save(report, args.json)
+    print(json.dumps(report, indent=2))
+
+
+def _differences(verdicts: dict[str, list[bool]]) -> dict:
+    comparisons = {}
+    for scenario in SCENARIOS:
+        for base in ("naive", "no-heal"):
+            a, b = verdicts.get(f"{scenario}:{base}"), verdicts.get(f"{scenario}:pipeline")
+            if a and b:
+                comparisons[f"{scenario}: pipeline − {base}"] = paired_difference(a, b)
+    return comparisons
+
+
+def _previous_report(path: Path | None, holes: int) -> dict | None:
+    """Runs already measured on the same holes are kept, so a long benchmark can be resumed
+    run by run (--runs) and still compare every pair hole by hole."""
+    if path is None or not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    return report if report.get("holes") == holes else None
+
+
+def _save(report: dict, path: Path | None) -> None:
+    """Written after every run: an interrupted benchmark keeps what it measured."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

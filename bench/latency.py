@@ -216,10 +216,21 @@ class RawLlama:
                 break
         return (time.perf_counter() - started) * 1000
 
+    def replay(self, last, cold: bool) -> float:
+        """ms for the model calls of one server request: two when the server asked for the
+        runner-up of an answer that repeated the code below (same prompt, cached)."""
+        attempts = list(last.tokens.generated_per_attempt) or [last.tokens.generated]
+        prompt = list(last.prompt_ids)
+        return sum(
+            self.run(prompt, generated, cold=cold and index == 0)
+            for index, generated in enumerate(attempts)
+        )
+
 
 async def measure_typing(client: Client, places: list[Position], raw: RawLlama) -> dict:
     cold, warm, along, cold_raw, warm_raw, ratios_cold, ratios_warm = [], [], [], [], [], [], []
     parts: dict[str, list[float]] = {}
+    second_choices = 0
     for number, place in enumerate(places):
         uri = f"file://{place.path}#{number}"
         open_document(client, uri, place.document)
@@ -229,7 +240,7 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
         last = after.completions.last
         if after.completions.model_calls > before.completions.model_calls and last:
             cold.append(elapsed)
-            raw_ms = raw.run(list(last.prompt_ids), last.tokens.generated, cold=True)
+            raw_ms = raw.replay(last, cold=True)
             cold_raw.append(raw_ms)
             ratios_cold.append(elapsed / raw_ms)
         version, column = 2, place.column
@@ -246,7 +257,8 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
                 warm.append(elapsed)
                 for key, value in last.latency_ms._asdict().items():
                     parts.setdefault(key, []).append(value)
-                raw_ms = raw.run(list(last.prompt_ids), last.tokens.generated, cold=False)
+                raw_ms = raw.replay(last, cold=False)
+                second_choices += len(last.tokens.generated_per_attempt) > 1
                 warm_raw.append(raw_ms)
                 ratios_warm.append(elapsed / raw_ms)
         client.text_document_did_close(
@@ -261,6 +273,7 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
         "warm_raw_ms": summary(warm_raw),
         "warm_ratio": summary(ratios_warm),
         "warm_parts_ms": {key: summary(values) for key, values in parts.items()},
+        "warm_with_second_choice": second_choices,
         "typing_along_ms": summary(along),
     }
 

@@ -285,12 +285,15 @@ def _draw(days: list[dict[str, Any]]) -> Any:
 
     figure = Figure(figsize=(9, 5.5), layout="constrained")
     FigureCanvasAgg(figure)
+    figure.suptitle("hintwise: acceptance and survival of completions, per day")
+    if not days:
+        axes = figure.subplots()
+        axes.text(0.5, 0.5, "no completions shown yet", ha="center", va="center")
+        axes.set_axis_off()
+        return figure
     rates_axes, counts_axes = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    figure.suptitle("hintwise: acceptance and survival of completions, per day")
-    if not days:
-        rates_axes.text(0.5, 0.5, "no completions shown yet", ha="center", va="center")
     dates = [date.fromisoformat(day["day"]) for day in days]
     series = (
         ("acceptance rate", [day["acceptance"]["rate"] for day in days], "o-"),

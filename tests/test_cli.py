@@ -30,6 +30,7 @@ def test_complete_the_quickstart_example_as_json(server_env):
     assert result["model"] == "gemma3-270m"
     assert result["fim"] is False
     assert result["tokens"]["generated"] >= len(result["token_logprobs"]) > 0
+    assert result["tokens"]["generated_per_attempt"][-1] == result["tokens"]["generated"]
     assert {"context", "prompt", "generate", "total"} <= set(result["latency_ms"])
     assert result["latency_ms"]["total"] >= result["latency_ms"]["prompt"]
 
