@@ -31,3 +31,13 @@ def test_ci_runs_the_readme_test_command():
 def test_the_example_line_is_the_one_the_quickstart_completes():
     lines = (ROOT / "examples" / "primes.py").read_text().split("\n")
     assert lines[14] == " " * 12  # line 15: the body of `if n % divisor == 0:` is missing
+
+
+def test_the_architecture_map_names_every_module():
+    """The README's map is how a newcomer finds their way: a module missing from it is lost."""
+    for package in ("lsp_server", "models", "telemetry"):
+        for path in (ROOT / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert f"  {path.name} " in README, (
+                    f"{package}/{path.name} is not in the README map"
+                )
