@@ -123,6 +123,7 @@ class Counters:
     cache_hits: int = 0
     skipped: int = 0  # no completion wanted at that position (mode "none")
     cancelled: int = 0
+    prewarmed: int = 0  # pre-warm jobs that ran to the end
     # Recent cancelled generations: tokens generated after the cancel, and ms until it stopped.
     cancellations: deque = field(default_factory=lambda: deque(maxlen=20))
     last: Result | None = None  # the most recent answer that reached the model or the cache
@@ -196,6 +197,8 @@ class Completer:
         def warm(engine, cancelled):
             completion = engine.complete(request, cancelled)
             self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+            if completion.stop_reason != "cancelled":
+                self.counters.prewarmed += 1
             return completion
 
         self.worker.submit(warm, Priority.WARM, key=f"warm:{uri}")

@@ -18,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from lsp_server import config, engine_setup
-from lsp_server.clock import Clock, LoopClock, ManualClock
+from lsp_server.clock import Clock, LoopClock, ManualClock, Timer
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
 from lsp_server.feedback import FeedbackTracker
@@ -81,6 +81,7 @@ class HintwiseServer(LanguageServer):
         self.model_state = "not started"
         self.model_error: str | None = None
         self.last_change: dict[str, float] = {}
+        self.cursor_timers: dict[str, Timer] = {}
         self._model_spec: tuple | None = None
 
     # -- messages --------------------------------------------------------------------------

@@ -26,6 +26,24 @@ def opening_offset(document: Document, prefix_tokens: int) -> int:
     return end if end > 0 else limit
 
 
+CURSOR_NOTIFICATION = "hintwise/didMoveCursor"
+
+
+def cursor_place(params) -> tuple[str, int, int] | None:
+    """(uri, line, character) from `{"textDocument": {"uri"}, "position": {"line",
+    "character"}}`, or None when the params do not say that (bad input is ignored)."""
+
+    def get(value, name):
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+    uri = get(get(params, "textDocument"), "uri") or get(get(params, "text_document"), "uri")
+    position = get(params, "position")
+    line, character = get(position, "line"), get(position, "character")
+    if not isinstance(uri, str) or not isinstance(line, int) or not isinstance(character, int):
+        return None
+    return uri, max(0, line), max(0, character)
+
+
 def register(server: HintwiseServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: HintwiseServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -68,11 +86,40 @@ def register(server: HintwiseServer) -> None:
         if warm and ls.completer is not None:
             ls.completer.prewarm(document, end_offset, settings)
 
+    @server.feature(CURSOR_NOTIFICATION)
+    def did_move_cursor(ls: HintwiseServer, params) -> None:
+        """Our editor plugins report where the cursor rests (on opening a file, after moving).
+
+        LSP tells a server nothing about the cursor until a request comes, so on open only the
+        top of a file can be warmed; with this, a file reopened deep inside is warm by the time
+        the user types. Warmed once the cursor has rested `completion.prewarm_pause_ms`, so
+        scrolling through a file does not keep the CPU busy.
+        """
+        place = cursor_place(params)
+        document = ls.documents.get(place[0]) if place else None
+        if document is None or ls.completer is None or ls.clock is None or place is None:
+            return
+        uri, line, character = place
+        pending = ls.cursor_timers.pop(uri, None)
+        if pending is not None:
+            pending.cancel()
+        settings = ls.settings.completion
+
+        def rested() -> None:
+            ls.cursor_timers.pop(uri, None)
+            if ls.completer is not None and ls.documents.get(uri) is document:
+                ls.completer.prewarm(document, document.offset_at(line, character), settings)
+
+        ls.cursor_timers[uri] = ls.clock.call_later(settings.prewarm_pause_ms / 1000, rested)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: HintwiseServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.documents.close(uri)
         ls.last_change.pop(uri, None)
+        pending = ls.cursor_timers.pop(uri, None)
+        if pending is not None:
+            pending.cancel()
         if ls.feedback is not None:
             ls.feedback.closed(uri)
         if ls.completer is not None:

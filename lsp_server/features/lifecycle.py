@@ -77,6 +77,7 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
             "cache_hits": counters.cache_hits,
             "skipped": counters.skipped,
             "cancelled": counters.cancelled,
+            "prewarmed": counters.prewarmed,
             "cancellations": list(counters.cancellations),
             "last": _last(server, with_prompt),
         }
