@@ -74,7 +74,7 @@ class TelemetrySettings:
     """A suggestion neither accepted nor otherwise answered within this many seconds is rejected."""
     retention_days: int = 365
     """Suggestions older than this are deleted at startup (0 = keep)."""
-    retention_rows: int = 200000
+    retention_rows: int = 50000
     """At most this many suggestions are kept (0 = no limit)."""
 
 
