@@ -228,13 +228,15 @@ def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
     sys.exit(1 if report["problems"] else 0)
 
 
-def _register_feedback() -> None:
+def _register_groups() -> None:
     from lsp_server.feedback_cli import feedback
+    from lsp_server.models_cli import models
 
     main.add_command(feedback)
+    main.add_command(models)
 
 
-_register_feedback()
+_register_groups()
 
 if __name__ == "__main__":
     main()

@@ -19,6 +19,9 @@ def model_path(settings: Settings, notify: Callable[[str], None] = lambda _: Non
     """The GGUF file the settings select, assembling the bundled model on first use."""
     if settings.model.path:
         path = Path(settings.model.path).expanduser()
+        pulled = settings.models_path / path.name
+        if not path.exists() and path.name == settings.model.path and pulled.exists():
+            path = pulled  # a bare file name: one `hintwise models pull` saved
         if not path.exists():
             raise bundled.ModelNotFound(
                 f"model.path points at {path}, which does not exist. Set model.path (or "

@@ -106,6 +106,20 @@ def detect(vocabulary: dict[str, int]) -> FimTokens | None:
     return None
 
 
+def detect_in_header(found_tokens: dict[str, tuple[int, int]]) -> FimTokens | None:
+    """`detect` on the tokens a GGUF header scan found (`GGUFHeader.found_tokens`): marker
+    texts that are control or user-defined tokens (or untyped), as llama.cpp treats them."""
+    # 0 (undefined) and 1 (normal) too: some converters type their FIM markers as normal.
+    marker_types = (0, 1, 3, 4)
+    return detect(
+        {
+            text: token_id
+            for text, (token_id, token_type) in found_tokens.items()
+            if token_type in marker_types
+        }
+    )
+
+
 def build_tokens(
     fim: FimTokens,
     prefix: Sequence[int],

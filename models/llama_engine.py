@@ -26,7 +26,7 @@ import numpy as np
 
 from models import fim as fim_formats
 from models.engine import Completion, CompletionRequest, ModelInfo
-from models.gguf import TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, GGUFError, read_header
+from models.gguf import GGUFError, read_header
 from models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
 
 # Prompt tokens are evaluated in chunks of this many so that a cancelled request stops within one
@@ -93,12 +93,7 @@ class LlamaEngine:
             header = read_header(path, fim_formats.marker_texts())
         except GGUFError as error:
             raise ModelLoadError(str(error)) from None
-        vocabulary = {
-            text: token_id
-            for text, (token_id, token_type) in header.found_tokens.items()
-            if token_type in (TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, 0, 1)
-        }
-        self.fim = fim_formats.detect(vocabulary)
+        self.fim = fim_formats.detect_in_header(header.found_tokens)
 
         from llama_cpp import Llama  # imported here: loading the shared library takes ~0.2 s
 
