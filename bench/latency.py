@@ -12,7 +12,8 @@ cut at the cursor as if being typed, the document is opened in a fresh `hintwise
 * raw: for every cold and warm request, the exact prompt token ids the server used (from
   `hintwise/status`) are replayed on a bare llama-cpp-python `Llama` in this process, from the
   same cache state, generating the same number of tokens: the cost of llama.cpp alone;
-* pre-warmed open: a document is opened, the user pauses 1.5 s (pre-warming on), then asks;
+* pre-warmed open: a document is opened, the user looks at it for 5 s (pre-warming on), then
+  asks; deep in a long file with and without the cursor reported (`hintwise/didMoveCursor`);
 * cancellation: long generations cancelled with `$/cancelRequest`; tokens generated after the
   cancel and the time it took to stop.
 
@@ -278,14 +279,18 @@ async def measure_typing(client: Client, places: list[Position], raw: RawLlama) 
     }
 
 
+LOOK_S = 5.0  # how long the user looks at a freshly opened file before asking
+
+
 async def measure_prewarmed_open(client: Client, places: list[Position]) -> dict:
-    """Open, let the user look at the file (pre-warming on), then ask.
+    """Open, let the user look at the file for 5 s (pre-warming on), then ask.
 
     Pre-warming on open evaluates the file's first prompt window: every position whose prefix
-    fits in it ("top") is warm after 1.5 s; a position deeper in a long file ("deep") needs a
+    fits in it ("top") is warm by then; a position deeper in a long file ("deep") needs a
     window the server cannot guess without knowing the cursor, so it stays cold until the first
     request, unless the editor reports where the cursor rests with `hintwise/didMoveCursor`
-    ("deep_cursor": reported on open, the user asks 5 s later: 1 s rest + the evaluation).
+    ("deep_cursor": reported on open; warmed after a 1 s rest, which leaves about 4 s here to
+    evaluate the window). Asking sooner than that costs up to the cold figure.
     """
     groups: dict[str, list[float]] = {"top": [], "deep": [], "deep_cursor": []}
     for number, place in enumerate(places * 2):
@@ -302,7 +307,7 @@ async def measure_prewarmed_open(client: Client, places: list[Position]) -> dict
                     "position": {"line": place.line, "character": place.column},
                 },
             )
-        await asyncio.sleep(5.0 if group == "deep_cursor" else 1.5)
+        await asyncio.sleep(LOOK_S)
         elapsed, _ = await request(client, uri, place.line, place.column)
         groups[group].append(elapsed)
     return {f"first_request_{group}_ms": summary(values) for group, values in groups.items()}
