@@ -179,7 +179,7 @@ class Completer:
             stop=cursor_context.stop_rule(ctx, settings.max_lines),
             warm_only=warm,
             avoid_first=ctx.comment_markers() if ctx.code_expected() else (),
-            indent_first=ctx.needs_indent(),
+            indent_first=ctx.indent_char() if ctx.needs_indent() else "",
         )
 
     def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:

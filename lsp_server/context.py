@@ -77,6 +77,13 @@ class CursorContext:
             return True
         return indentation(self.previous_line) > 0 and indentation(following) > 0
 
+    def indent_char(self) -> str:
+        """The file's indentation character here (a tab or a space), from the lines around."""
+        for line in (self.previous_line, *self.next_lines):
+            if line[:1] in (" ", "\t"):
+                return line[0]
+        return " "
+
     def code_expected(self) -> bool:
         """An empty line among code: a comment there is filler, not a suggestion.
 

@@ -39,9 +39,10 @@ class CompletionRequest:
     # Texts the suggestion's content must not start with, e.g. a comment marker where code is
     # expected (small models like to answer with a comment line).
     avoid_first: tuple[str, ...] = ()
-    # The suggestion must start with indentation (a space or tab), e.g. at column 0 inside an
-    # indented block, where an editor would have auto-indented.
-    indent_first: bool = False
+    # The suggestion must start with indentation made of this character (" " or "\t": the
+    # file's), e.g. at column 0 inside an indented block, where an editor would have
+    # auto-indented. Empty: no constraint.
+    indent_first: str = ""
 
 
 @dataclass

@@ -136,7 +136,7 @@ class LlamaEngine:
         self._piece_index: PieceIndex | None = None
         self._prepared_upto = 0
         self._avoid_cache: dict[tuple[str, ...], frozenset[int]] = {}
-        self._indenting_ids: np.ndarray | None = None
+        self._indenting_ids: dict[str, np.ndarray] = {}
         # Tokens generated so far by the running request; read by the worker when it cancels.
         self.live_generated = 0
         self.info = ModelInfo(
@@ -197,7 +197,8 @@ class LlamaEngine:
         if self._piece_index is None:
             self._piece_index = PieceIndex([self.piece(i) for i in range(self.n_vocab)])
             # The token sets the completion constraints use, so no request pays for the scan.
-            self._indenting()
+            self._indenting(" ")
+            self._indenting("\t")
             for markers in COMMENT_MARKERS:
                 self._starting_with(markers)
         return True
@@ -323,7 +324,7 @@ class LlamaEngine:
                 else frozenset()
             )
             token = self._choose(
-                logits, remaining, index, banned, request.indent_first and not text
+                logits, remaining, index, banned, request.indent_first if not text else ""
             )
             if self._ends_generation(token):
                 result.stop_reason = "eos"
@@ -362,13 +363,24 @@ class LlamaEngine:
             )
         return self._avoid_cache[texts]
 
-    def _indenting(self) -> np.ndarray:
-        """Ids of the tokens that start with a space or a tab (cached)."""
-        if self._indenting_ids is None:
-            self._indenting_ids = np.asarray(
-                [t for t in range(self.n_vocab) if self.piece(t)[:1] in (b" ", b"\t")]
+    def _indenting(self, char: str) -> np.ndarray:
+        """Ids of the tokens made only of `char` (a space or a tab), cached.
+
+        Not every token that starts with a space: BPE vocabularies (SmolLM2, Qwen) have
+        " return", " if", ... and a model asked to start indented would pick one of those and
+        indent by a single space. A run of the file's indentation character first (BPE writes
+        "    return" as "   " + " return"), then anything.
+        """
+        if char not in self._indenting_ids:
+            unit = char.encode()
+            self._indenting_ids[char] = np.asarray(
+                [
+                    t
+                    for t in range(self.n_vocab)
+                    if (piece := self.piece(t)) and not piece.replace(unit, b"")
+                ]
             )
-        return self._indenting_ids
+        return self._indenting_ids[char]
 
     def _choose(
         self,
@@ -376,15 +388,15 @@ class LlamaEngine:
         remaining: bytes,
         index: PieceIndex | None,
         banned: frozenset[int],
-        indent: bool = False,
+        indent: str = "",
     ) -> int:
         """Greedy choice among the tokens allowed here: those that re-create the healed text
-        (while some remains), minus banned ones, starting with indentation when `indent`."""
+        (while some remains), minus banned ones, starting with `indent` characters if any."""
         if remaining and index is not None:
             candidates = []
             for token in index.allowed(remaining, self.piece):
                 rest = self.piece(token)[len(remaining) :]
-                if token in banned or (indent and rest and rest[:1] not in (b" ", b"\t")):
+                if token in banned or (indent and rest and rest[:1] != indent.encode()):
                     continue
                 candidates.append(token)
             if candidates:
@@ -394,7 +406,7 @@ class LlamaEngine:
         if banned or (indent and not remaining):
             masked = np.full_like(logits, -np.inf) if indent and not remaining else logits.copy()
             if indent and not remaining:
-                ids = self._indenting()
+                ids = self._indenting(indent)
                 masked[ids] = logits[ids]
             if banned:
                 masked[list(banned)] = -np.inf

@@ -142,3 +142,16 @@ def test_what_an_empty_line_expects(language, source, code_expected, needs_inden
     ctx = at_cursor(source, language, automatic=False)
     assert ctx.code_expected() == code_expected
     assert ctx.needs_indent() == needs_indent
+
+
+@pytest.mark.parametrize(
+    ("source", "char"),
+    [
+        ("def f(x):\n    y = 1\n|\n    return y\n", " "),
+        ("def f(x):\n\ty = 1\n|\n\treturn y\n", "\t"),
+        ("def f(x):\n|\n\treturn x\n", "\t"),  # only the line below says
+        ("def f(x):\n|\n", " "),  # nothing says: PEP 8
+    ],
+)
+def test_the_indentation_character_comes_from_the_file(source, char):
+    assert at_cursor(source, "python", automatic=False).indent_char() == char

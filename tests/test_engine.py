@@ -163,3 +163,20 @@ def test_the_smaller_bundled_model_runs_too(smollm2_engine):
     assert empty.text == "" and empty.prompt_tokens == 0
     result = smollm2_engine.complete(CompletionRequest(prefix=BODY, stop=first_line), never)
     assert result.generated_tokens > 0 and len(result.token_logprobs) == result.generated_tokens
+
+
+@pytest.mark.parametrize("engine_name", ["gemma_engine", "smollm2_engine"])
+def test_at_column_zero_inside_a_block_the_suggestion_starts_with_real_indentation(
+    engine_name, request
+):
+    """BPE vocabularies have " return"-style tokens: one space, then a word. Asked to start
+    indented, the model must begin with a run of whitespace, not indent by a single space."""
+    engine = request.getfixturevalue(engine_name)
+    prefix = BODY.rstrip(" ") + "                return False\n    return True\n\n\n"
+    prefix += 'def is_even(n: int) -> bool:\n    """Return True when n is even."""\n'
+    result = engine.complete(
+        CompletionRequest(prefix=prefix, stop=first_line, indent_first=" "), never
+    )
+    indent = len(result.text) - len(result.text.lstrip(" \t"))
+    assert result.text.strip(), result
+    assert indent >= 4 and indent % 4 == 0, repr(result.text)
