@@ -47,6 +47,18 @@ def server_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def clock_env(server_env: dict[str, str], gemma_path: Path, tmp_path: Path) -> dict[str, str]:
+    """A server on the manual clock (moved with `lsp_session.advance`), with a fresh data
+    directory per test (its own telemetry.db) and the shared model file."""
+    return {
+        **server_env,
+        "HINTWISE_DATA_DIR": str(tmp_path),
+        "HINTWISE_MODEL": str(gemma_path),
+        "HINTWISE_TEST_CLOCK": "1",
+    }
+
+
 @pytest.fixture(scope="session")
 def gemma_engine(gemma_path: Path):
     """One loaded engine for the tests that call the model directly."""

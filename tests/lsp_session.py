@@ -98,6 +98,11 @@ async def status(client: LanguageClient) -> Any:
     return await client.protocol.send_request_async("hintwise/status", {})
 
 
+async def advance(client: LanguageClient, seconds: float) -> None:
+    """Move a manual-clock server's time forward (HINTWISE_TEST_CLOCK=1) and flush its store."""
+    await client.protocol.send_request_async("hintwise/_test/advanceClock", {"seconds": seconds})
+
+
 async def wait_ready(client: LanguageClient, timeout: float = 60) -> Any:
     """Poll hintwise/status until the model has loaded and prepared (or failed)."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import pytest
 import sqlite_utils
-from lsp_session import EXAMPLE, inline, insert, open_document, session, wait_ready
+from lsp_session import EXAMPLE, advance, inline, insert, open_document, session, wait_ready
 from lsprotocol import types
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(180)]
 
 URI = "file:///work/example/primes.py"
 LINE, COLUMN = 14, 12
-
-
-@pytest.fixture
-def env(server_env, gemma_path, tmp_path):
-    """A fresh data directory per test (its own telemetry.db), the shared model file."""
-    return {
-        **server_env,
-        "HINTWISE_DATA_DIR": str(tmp_path),
-        "HINTWISE_MODEL": str(gemma_path),
-        "HINTWISE_TEST_CLOCK": "1",
-    }
-
-
-async def advance(client, seconds: float) -> None:
-    await client.protocol.send_request_async("hintwise/_test/advanceClock", {"seconds": seconds})
 
 
 def events(tmp_path, suggestion_id: str) -> list[dict]:
@@ -53,8 +38,8 @@ async def first_suggestion(client):
     return item, item.command.arguments[0]
 
 
-async def test_accepted_then_edited_gives_decreasing_survival(env, tmp_path):
-    async with session(env) as client:
+async def test_accepted_then_edited_gives_decreasing_survival(clock_env, tmp_path):
+    async with session(clock_env) as client:
         item, suggestion_id = await first_suggestion(client)
         # The editor inserts the text, then runs the item's command.
         insert(client, URI, 2, LINE, COLUMN, item.insert_text)
@@ -91,8 +76,8 @@ async def test_accepted_then_edited_gives_decreasing_survival(env, tmp_path):
     assert "rejected" not in kinds
 
 
-async def test_rejections_by_timeout_supersede_divergence_and_explicit(env, tmp_path):
-    async with session(env) as client:
+async def test_rejections_by_timeout_supersede_divergence_and_explicit(clock_env, tmp_path):
+    async with session(clock_env) as client:
         _, first = await first_suggestion(client)
         await advance(client, 11)  # not accepted within 10 s
         second = (await inline(client, URI, LINE, COLUMN)).items[0].command.arguments[0]
@@ -114,8 +99,8 @@ async def test_rejections_by_timeout_supersede_divergence_and_explicit(env, tmp_
     assert reasons == {"first": ["timeout"], "second": ["superseded"], "third": ["diverged"]}
 
 
-async def test_partial_acceptance_by_notification_and_by_an_inserted_chunk(env, tmp_path):
-    async with session(env) as client:
+async def test_partial_acceptance_by_notification_and_by_an_inserted_chunk(clock_env, tmp_path):
+    async with session(clock_env) as client:
         _, suggestion_id = await first_suggestion(client)
         client.protocol.notify(
             "hintwise/didPartiallyAccept", {"id": suggestion_id, "acceptedLength": 6}
@@ -138,8 +123,8 @@ async def test_partial_acceptance_by_notification_and_by_an_inserted_chunk(env, 
     assert by_edit[-1]["accepted_chars"] == len(chunk)
 
 
-async def test_the_users_own_line_is_captured_after_a_rejection(env, tmp_path):
-    async with session(env) as client:
+async def test_the_users_own_line_is_captured_after_a_rejection(clock_env, tmp_path):
+    async with session(clock_env) as client:
         _, suggestion_id = await first_suggestion(client)
         client.protocol.notify("hintwise/didReject", {"id": suggestion_id})
         version = 2
@@ -155,10 +140,10 @@ async def test_the_users_own_line_is_captured_after_a_rejection(env, tmp_path):
     assert found[2]["text"] == "break"
 
 
-async def test_a_broken_store_is_reported_once_and_completions_go_on(env, tmp_path):
+async def test_a_broken_store_is_reported_once_and_completions_go_on(clock_env, tmp_path):
     garbage = b"this is not a database\x00" * 200
     (tmp_path / "telemetry.db").write_bytes(garbage)
-    async with session(env) as client:
+    async with session(clock_env) as client:
         open_document(client, URI, EXAMPLE)
         await wait_ready(client)
         for _ in range(3):

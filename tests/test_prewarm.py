@@ -12,21 +12,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from lsp_session import EXAMPLE, inline, open_document, session, status, wait_ready
+from lsp_session import EXAMPLE, advance, inline, open_document, session, status, wait_ready
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(240)]
 
 DIFFLIB = (Path(sysconfig.get_paths()["stdlib"]) / "difflib.py").read_text()
-
-
-@pytest.fixture
-def env(server_env, gemma_path, tmp_path):
-    return {
-        **server_env,
-        "HINTWISE_DATA_DIR": str(tmp_path),
-        "HINTWISE_MODEL": str(gemma_path),
-        "HINTWISE_TEST_CLOCK": "1",
-    }
 
 
 async def prewarmed(client, count: int, timeout: float = 90) -> None:
@@ -54,8 +44,8 @@ def deep_place() -> tuple[str, int, int]:
     raise AssertionError("no deep return in difflib.py")
 
 
-async def test_opening_a_short_file_warms_every_position(env):
-    async with session(env) as client:
+async def test_opening_a_short_file_warms_every_position(clock_env):
+    async with session(clock_env) as client:
         await wait_ready(client)
         uri = "file:///work/example/primes.py"
         open_document(client, uri, EXAMPLE)
@@ -67,18 +57,18 @@ async def test_opening_a_short_file_warms_every_position(env):
         assert tokens.evaluated <= 8, tokens
 
 
-async def test_a_resting_cursor_warms_a_deep_position_of_a_long_file(env):
+async def test_a_resting_cursor_warms_a_deep_position_of_a_long_file(clock_env):
     text, line, character = deep_place()
-    async with session(env) as client:
+    async with session(clock_env) as client:
         await wait_ready(client)
         uri = "file:///work/example/difflib.py"
         open_document(client, uri, text)
         await prewarmed(client, 1)  # the top of the file, on open
         cursor(client, uri, line - 40, 0)  # scrolling past: superseded before it rests
         cursor(client, uri, line, character)
-        await client.protocol.send_request_async("hintwise/_test/advanceClock", {"seconds": 0.5})
+        await advance(client, 0.5)
         assert (await status(client)).completions.prewarmed == 1  # not rested long enough
-        await client.protocol.send_request_async("hintwise/_test/advanceClock", {"seconds": 0.6})
+        await advance(client, 0.6)
         await prewarmed(client, 2)
         await inline(client, uri, line, character)
         current = await status(client)
@@ -88,8 +78,8 @@ async def test_a_resting_cursor_warms_a_deep_position_of_a_long_file(env):
         assert tokens.evaluated <= 8, tokens
 
 
-async def test_cursor_reports_that_make_no_sense_are_ignored(env):
-    async with session(env) as client:
+async def test_cursor_reports_that_make_no_sense_are_ignored(clock_env):
+    async with session(clock_env) as client:
         await wait_ready(client)
         uri = "file:///work/example/primes.py"
         open_document(client, uri, EXAMPLE)
@@ -105,6 +95,6 @@ async def test_cursor_reports_that_make_no_sense_are_ignored(env):
             [1, 2, 3],
         ):
             client.protocol.notify("hintwise/didMoveCursor", params)
-        await client.protocol.send_request_async("hintwise/_test/advanceClock", {"seconds": 2})
+        await advance(client, 2)
         assert (await status(client)).state == "ready"
         assert (await inline(client, uri, 14, 12)).items
