@@ -68,6 +68,38 @@ class Completion:
     generate_ms: float = 0.0
 
 
+@dataclass
+class GenerationRequest:
+    """Free generation for explanations and reviews (not the cursor): a chat or a raw prompt.
+
+    `messages` ({"role", "content"} dicts) are rendered with the model's chat template; `prompt`
+    is used as is when there are no messages. `json_schema` (or a GBNF `grammar`) constrains the
+    output so that even a small model returns parseable JSON.
+    """
+
+    messages: list[dict[str, str]] | None = None
+    prompt: str = ""
+    max_tokens: int = 512
+    temperature: float = 0.0
+    json_schema: dict | None = None
+    grammar: str | None = None
+    stop: tuple[str, ...] = ()
+    time_limit_s: float = 60.0
+
+
+@dataclass
+class Generation:
+    """What a GenerationRequest produced (timings in milliseconds)."""
+
+    text: str
+    stop_reason: StopReason = "stop"
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    token_logprobs: list[float] = field(default_factory=list)
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What `hintwise doctor` and the status line say about a loaded model."""
@@ -88,6 +120,10 @@ class Engine(Protocol):
     info: ModelInfo
 
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion: ...
+
+    def generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
+        """Explanations and reviews. Must not evict the completion prompt's cache (a separate
+        context or a saved state), so the next keystroke stays warm."""
 
     def prepare(self, cancelled: Callable[[], bool] = ...) -> bool:
         """One-off work after loading that the first request should not wait for; it stops when
