@@ -134,6 +134,7 @@ def complete(
     from lsp_server.completion import Completer
     from lsp_server.documents import Document
     from lsp_server.engine_setup import start_worker
+    from lsp_server.gate import Gatekeeper
     from lsp_server.syntax import language_for_path
 
     path, line, column = _parse_location(location)
@@ -172,7 +173,13 @@ def complete(
     worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
     prepare_ms = (time.perf_counter() - prepared) * 1000
 
-    completer = Completer(worker, settings.model_spec())
+    gate = Gatekeeper(
+        settings.gate,
+        settings.data_path,
+        now=time.monotonic,
+        tell=lambda m: click.echo(m, err=True),
+    )
+    completer = Completer(worker, settings.model_spec(), gate=gate)
     result = asyncio.run(completer.complete(document, offset, settings.completion, automatic=False))
     worker.stop()
 
@@ -210,6 +217,17 @@ def complete(
         f"Model loaded in {load_ms:.0f} ms.",
         err=True,
     )
+    scores = result.gate_scores()
+    if scores:
+        click.echo(
+            "Acceptance gate: "
+            + ", ".join(
+                f"{stage} {score:.2f} (shown from {result.verdicts[stage].threshold:.2f})"
+                for stage, score in scores.items()
+            )
+            + "; a request you invoke is never held back.",
+            err=True,
+        )
 
 
 @main.command()
@@ -230,9 +248,11 @@ def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
 
 def _register_groups() -> None:
     from lsp_server.feedback_cli import feedback
+    from lsp_server.gate_cli import gate
     from lsp_server.models_cli import models
 
     main.add_command(feedback)
+    main.add_command(gate)
     main.add_command(models)
 
 

@@ -19,6 +19,9 @@ import platformdirs
 
 from models.bundled import DEFAULT_MODEL
 
+# A gate threshold: "auto" (the gate model's own) or a probability from 0 to 1.
+Threshold = str | float
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -79,10 +82,31 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    enabled: bool = True
+    """Let the acceptance gate skip model calls and hide suggestions unlikely to be accepted.
+    Requests the user invokes (a completion shortcut) are never skipped or hidden."""
+    pre_threshold: Threshold = "auto"
+    """Below this pre-generation score the model is not called. `auto`: the installed gate's
+    own threshold (keeps 95% of accepted suggestions on its validation data); or 0–1."""
+    post_threshold: Threshold = "auto"
+    """Below this score a generated suggestion is not shown. `auto` or 0–1, as above."""
+    model: str = ""
+    """A gate model directory (from `hintwise gate train --output`). Default: your own trained
+    gate in `<data_dir>/gate` once there is one, else the shipped default."""
+    min_labels: int = 200
+    """Answered suggestions needed before `hintwise gate train` trains a personal gate."""
+    retrain_every: int = 200
+    """Retrain in the background after this many new answered suggestions (0 = never); the new
+    gate is installed only if it beats the current one on your most recent suggestions."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    gate: GateSettings = field(default_factory=GateSettings)
     data_dir: str = ""
     """Where hintwise keeps the assembled model and (later) its feedback store.
     Default: the platform's user data dir. Env: HINTWISE_DATA_DIR."""
@@ -138,6 +162,16 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         if number < 0:
             raise ValueError(f"{key} must not be negative, not {value!r}")
         return number
+    if kind_name == "Threshold":
+        if value == "auto":
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}") from None
+        if isinstance(value, bool) or not 0 <= number <= 1:
+            raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}")
+        return number
     if "Literal" in str(kind):
         allowed = [a.strip(" '\"") for a in str(kind).split("[", 1)[1].rstrip("]").split(",")]
         if value not in allowed:
@@ -178,7 +212,7 @@ def _fields(section: Any) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(section)}
 
 
-_SECTIONS = ("model", "completion", "telemetry")
+_SECTIONS = ("model", "completion", "telemetry", "gate")
 _TOP_LEVEL = {"data_dir": str}
 
 

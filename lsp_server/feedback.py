@@ -25,6 +25,7 @@ from rapidfuzz import fuzz
 from lsp_server.clock import Clock, Timer
 from lsp_server.completion import Result
 from lsp_server.documents import Document
+from models.gate.features import FEATURE_VERSION
 from telemetry import Event, Request, Suggestion
 
 log = logging.getLogger("hintwise")
@@ -74,11 +75,13 @@ class FeedbackTracker:
         clock: Clock,
         reject_after_s: float = 10.0,
         on_rejected: Callable[[str], None] = lambda suggestion_id: None,
+        on_answered: Callable[[str], None] = lambda outcome: None,
     ):
         self.writer = writer
         self.clock = clock
         self.reject_after_s = reject_after_s
         self.on_rejected = on_rejected
+        self.on_answered = on_answered
         self._tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._active: dict[str, Tracked] = {}  # per document: the suggestion on screen
         self._awaiting_replacement: dict[str, Tracked] = {}
@@ -96,14 +99,16 @@ class FeedbackTracker:
     # -- what the server reports -----------------------------------------------------------
 
     def requested(self, result: Result) -> None:
-        """A completion request answered by the model (the gate's denominator)."""
-        if result.engine is None or result.from_cache:
+        """A completion request the gate looked at: skipped, hidden or generated."""
+        if result.from_cache or (result.engine is None and result.decision != "skipped"):
             return
+        pre = result.verdicts.get("pre")
         self.writer.record(
             Request(
-                decision="generated",
+                decision=result.decision,
                 time_ms=self._now_ms(),
                 language=result.context.language_id if result.context else None,
+                pre_score=pre.score if pre is not None else None,
                 suggestion_id=result.id,
             )
         )
@@ -231,6 +236,8 @@ class FeedbackTracker:
             old.cancel_timers()
 
     def _settle(self, tracked: Tracked, outcome: str) -> None:
+        if tracked.outcome is None:
+            self.on_answered(outcome)
         tracked.outcome = outcome
         tracked.cancel_timers()
         if self._active.get(tracked.document.uri) is tracked:
@@ -319,6 +326,7 @@ class FeedbackTracker:
             suffix=context.suffix if context else None,
             text=result.text,
             features=_features(result),
+            scores=result.gate_scores() or None,
             latency=result.latency_ms,
             token_logprobs=list(engine.token_logprobs) if engine else None,
         )
@@ -342,6 +350,11 @@ def _features(result: Result) -> dict:
             in_string=context.syntax.in_string,
             node_kinds=list(context.syntax.node_kinds),
         )
+    if result.verdicts:
+        features["gate"] = {
+            "version": FEATURE_VERSION,
+            **{stage: verdict.features for stage, verdict in result.verdicts.items()},
+        }
     if engine is not None:
         features.update(
             fim=engine.fim,

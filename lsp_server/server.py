@@ -22,6 +22,8 @@ from lsp_server.clock import Clock, LoopClock, ManualClock, Timer
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
 from lsp_server.feedback import FeedbackTracker
+from lsp_server.gate import Gatekeeper
+from lsp_server.gate_retrain import Retrainer
 from models.worker import ModelWorker
 from telemetry import NullWriter, Privacy, Writer, default_path, purge
 
@@ -77,6 +79,8 @@ class HintwiseServer(LanguageServer):
         self._telemetry_spec: tuple | None = None
         self.worker: ModelWorker | None = None
         self.completer: Completer | None = None
+        self.gate: Gatekeeper | None = None
+        self.retrainer: Retrainer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.model_state = "not started"
         self.model_error: str | None = None
@@ -136,6 +140,7 @@ class HintwiseServer(LanguageServer):
         self.settings = settings
         self.start_model()
         self.start_telemetry()
+        self.start_gate()
 
     def _spec(self) -> tuple:
         s = self.settings
@@ -210,11 +215,40 @@ class HintwiseServer(LanguageServer):
             )
         if self.feedback is None:
             self.feedback = FeedbackTracker(
-                self.writer, self.clock, telemetry.reject_after_s, on_rejected=self._retire
+                self.writer,
+                self.clock,
+                telemetry.reject_after_s,
+                on_rejected=self._retire,
+                on_answered=self._answered,
             )
         else:
             self.feedback.writer = self.writer
             self.feedback.reject_after_s = telemetry.reject_after_s
+
+    # -- acceptance gate -------------------------------------------------------------------------
+
+    def start_gate(self) -> None:
+        """Load the acceptance gate (once the clock exists) and hand it to the completer."""
+        if self.gate is None:
+            self.gate = Gatekeeper(
+                self.settings.gate,
+                self.settings.data_path,
+                now=lambda: self.clock.now() if self.clock is not None else 0.0,
+                tell=lambda message: self.tell(message, types.MessageType.Warning),
+            )
+        else:
+            self.gate.update(self.settings.gate, self.settings.data_path)
+        if self.completer is not None:
+            self.completer.gate = self.gate
+        if self.retrainer is None:
+            self.retrainer = Retrainer(self)
+
+    def _answered(self, outcome: str) -> None:
+        """An outcome for a shown suggestion: the gate's session history, and retraining."""
+        if self.gate is not None and self.clock is not None:
+            self.gate.session.answered(outcome, self.clock.now())
+        if self.retrainer is not None:
+            self.retrainer.answered()
 
     def _retire(self, suggestion_id: str) -> None:
         if self.completer is not None:

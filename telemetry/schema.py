@@ -62,7 +62,8 @@ EVENT_KINDS = frozenset(
     }
 )
 REJECT_REASONS = frozenset({"explicit", "superseded", "diverged", "timeout"})
-GATE_DECISIONS = frozenset({"skipped", "generated"})
+# skipped: no model call (pre-generation stage); hidden: generated but not shown (after).
+GATE_DECISIONS = frozenset({"skipped", "hidden", "generated"})
 
 
 @migrations()
@@ -142,7 +143,7 @@ def m003_gate_requests(db: Database) -> None:
             "time_ms": int,
             "language": str,
             "pre_score": float,  # the gate's pre-generation score
-            "decision": str,  # skipped (no model call) | generated
+            "decision": str,  # skipped (no model call) | hidden (not shown) | generated
             "suggestion_id": str,  # when generation produced a suggestion
         },
         pk="id",

@@ -200,8 +200,10 @@ def test_neovim_inline_completion_round_trip(
     assert command.get("command") == ACCEPT_COMMAND, diagnostics
     arguments = command.get("arguments")
     assert isinstance(arguments, list), diagnostics
-    assert len(arguments) == 1, diagnostics
+    assert len(arguments) == 2, diagnostics
     assert isinstance(arguments[0], str), diagnostics
+    # the acceptance gate's score travels with the item, for plugins' debounce
+    assert 0 <= arguments[1]["gate"] <= 1, diagnostics
     assert arguments[0], diagnostics
     suggestion_id = arguments[0]
 

@@ -47,3 +47,26 @@ def test_every_third_party_import_is_a_declared_dependency():
         if not dists & declared:
             missing[module] = sorted(dists)
     assert not missing, f"imported but not in [project].dependencies: {missing}"
+
+
+def test_the_wheel_carries_every_module_and_the_shipped_gate(tmp_path):
+    """setuptools installs only the packages pyproject lists: a sub-package left out works in
+    an editable install and is missing from `pip install .` (it happened to lsp_server.features)."""
+    import subprocess
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )  # fmt: skip
+    wheel = next(tmp_path.glob("hintwise-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert expected - names == set()
+    assert "models/gate/default/post.txt" in names

@@ -17,8 +17,16 @@ log = logging.getLogger("hintwise")
 _WORD_BEFORE = re.compile(r"[\w$]*$")
 
 
+def _gate(result: Result) -> dict:
+    """The gate's scores, for plugins that adapt their debounce to them (as Copilot does)."""
+    scores = result.gate_scores()
+    return {"gate": scores.get("post", scores.get("pre")), "pre": scores.get("pre")}
+
+
 def _accept(result: Result) -> types.Command:
-    return types.Command(title="Accept suggestion", command=ACCEPT_COMMAND, arguments=[result.id])
+    return types.Command(
+        title="Accept suggestion", command=ACCEPT_COMMAND, arguments=[result.id, _gate(result)]
+    )
 
 
 def _position(document: Document, offset: int) -> types.Position:
@@ -106,7 +114,7 @@ def completion_items(
         insert_text_format=types.InsertTextFormat.PlainText,
         text_edit=types.TextEdit(range=edit_range, new_text=full),
         command=_accept(result),
-        data={"id": result.id},
+        data={"id": result.id, **_gate(result)},
     )
     return types.CompletionList(is_incomplete=True, items=[item])
 

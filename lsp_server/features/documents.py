@@ -75,6 +75,8 @@ def register(server: HintwiseServer) -> None:
                 end_offset = start_offset + len(change.text)
                 if ls.feedback is not None:
                     ls.feedback.document_changed(document, start_offset, removed, change.text)
+                if ls.gate is not None and ls.clock is not None:
+                    ls.gate.session.edited(ls.clock.now(), len(change.text))
             else:
                 document.apply_change(change.text, None, None)
         document.version = params.text_document.version

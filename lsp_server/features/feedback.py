@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from pygls.exceptions import JsonRpcInvalidParams
+
 from lsp_server.clock import ManualClock
 from lsp_server.server import HintwiseServer
 
@@ -24,7 +26,10 @@ def _field(params, *names: str):
 
 def register(server: HintwiseServer) -> None:
     @server.command(ACCEPT_COMMAND)
-    def accept(ls: HintwiseServer, suggestion_id: str) -> dict:
+    def accept(ls: HintwiseServer, suggestion_id: str, *details) -> dict:
+        """`[id]`, or `[id, {gate, pre}]` as attached to the items (the scores are ignored)."""
+        if len(details) > 1 or not isinstance(suggestion_id, str):
+            raise JsonRpcInvalidParams(f"invalid arguments: {ACCEPT_COMMAND} takes [id] or [id, {{gate}}]")
         if ls.feedback is None or not ls.feedback.accepted(suggestion_id):
             return {"accepted": False, "reason": "unknown or expired suggestion id"}
         return {"accepted": True, "id": suggestion_id}

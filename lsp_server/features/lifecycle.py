@@ -71,12 +71,15 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
             "ok": server.writer.ok,
             "problem": server.writer.problem,
         },
+        "gate": server.gate.describe() if server.gate is not None else None,
         "completions": {
             "requests": counters.requests,
             "model_calls": counters.model_calls,
             "cache_hits": counters.cache_hits,
             "skipped": counters.skipped,
             "cancelled": counters.cancelled,
+            "gated": counters.gated,
+            "hidden": counters.hidden,
             "prewarmed": counters.prewarmed,
             "cancellations": list(counters.cancellations),
             "last": _last(server, with_prompt),
@@ -98,6 +101,7 @@ def register(server: HintwiseServer) -> None:
         else:
             ls.start_model()
             ls.start_telemetry()
+            ls.start_gate()
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: HintwiseServer, params: types.InitializedParams) -> None:

@@ -1,0 +1,65 @@
+"""Background retraining: after `gate.retrain_every` new answered suggestions, train a personal
+gate on the store in a thread and install it if it beats the current one; the Gatekeeper picks
+the new file up at its next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from lsp_server.gate_training import NotEnoughData, train_personal
+from telemetry import default_path
+
+if TYPE_CHECKING:
+    from lsp_server.server import HintwiseServer
+
+log = logging.getLogger("hintwise")
+
+
+class Retrainer:
+    def __init__(self, server: HintwiseServer):
+        self.server = server
+        self.since_last = 0
+        self.running: threading.Thread | None = None
+        self.last_result: dict | None = None
+
+    def answered(self) -> None:
+        every = self.server.settings.gate.retrain_every
+        self.since_last += 1
+        if not every or self.since_last < every or self.running is not None:
+            return
+        if not self.server.settings.telemetry.enabled or self.server.gate is None:
+            return
+        self.since_last = 0
+        self.running = threading.Thread(target=self._run, name="hintwise-gate-train", daemon=True)
+        self.running.start()
+
+    def _run(self) -> None:
+        server = self.server
+        settings = server.settings
+        try:
+            server.writer.flush(timeout=5.0)
+            current = server.gate.model if server.gate else None
+            if current is None:
+                return
+            result = train_personal(
+                default_path(settings.data_path),
+                settings.data_path,
+                current,
+                settings.gate.min_labels,
+            )
+            self.last_result = result
+            if result["installed"]:
+                server.note(
+                    f"hintwise: retrained your acceptance gate on {result['rows']} suggestions "
+                    f"(AUC on your latest {result['held_out']}: "
+                    f"{result['auc_current']['post']:.3f} → {result['auc_new']['post']:.3f})"
+                )
+        except NotEnoughData as error:
+            log.info("gate retraining skipped: %s", error)
+        except Exception:  # never take the server down for a background retrain
+            log.exception("gate retraining failed")
+        finally:
+            self.running = None
