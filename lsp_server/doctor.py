@@ -103,7 +103,21 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
     ]
     if missing:
         problems.append(f"no tree-sitter grammar for {', '.join(missing)} (line rules used there)")
+    report["gate"] = _gate_check(settings, problems)
     return report
+
+
+def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
+    """Which acceptance gate a server would use, and why not the wanted one."""
+    from lsp_server.gate import Gatekeeper
+
+    messages: list[str] = []
+    keeper = Gatekeeper(settings.gate, settings.data_path, now=lambda: 0.0, tell=messages.append)
+    problems.extend(messages)
+    described = keeper.describe()
+    if keeper.model is not None:
+        described["label"] = keeper.model.label
+    return described
 
 
 def render(report: dict) -> str:
@@ -132,6 +146,14 @@ def render(report: dict) -> str:
                 f"  speed: prompt {model['prompt_tokens_per_s']:.0f} tokens/s, "
                 f"decode {model['decode_tokens_per_s']:.0f} tokens/s"
             )
+    gate = report.get("gate")
+    if gate and gate.get("model"):
+        thresholds = gate["thresholds"]
+        lines.append(
+            f"acceptance gate: {gate.get('label')} ({gate['model']}), shown from "
+            f"{thresholds['post']:.2f}, model called from {thresholds['pre']:.2f}"
+            + ("" if gate["enabled"] else "; turned off (gate.enabled)")
+        )
     bundled_models = ", ".join(
         f"{name} ({'installed' if ok else 'not installed'})"
         for name, ok in report["bundled_models"].items()

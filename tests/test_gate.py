@@ -348,3 +348,49 @@ def test_a_better_personal_gate_is_installed_and_loads(tmp_path):
     installed = gate_model.load(tmp_path / "gate")
     assert installed.meta["label"].startswith("personal (768 suggestions")
     assert 0 < installed.post.threshold < 1
+
+
+@needs_cups
+def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, monkeypatch):
+    """gate.retrain_every answers start a training thread on the store (real server state,
+    no client: the LSP part of answering is covered by the feedback tests)."""
+    from lsp_server import config
+    from lsp_server.gate_training import store_data
+    from lsp_server.server import HintwiseServer
+
+    monkeypatch.setenv("HINTWISE_TEST_CLOCK", "1")
+    _store_from_cups(tmp_path, cups_rows())
+    data = store_data(tmp_path / "telemetry.db").data
+    shuffled = np.random.default_rng(1).permutation(data.labels)
+    clueless = tmp_path / "clueless"
+    gate_model.save(
+        clueless,
+        train.fit_all(train.Data(data.pre, data.post, shuffled, data.groups, data.times)),
+        train.meta({}, {"pre": 0.5, "post": 0.5}),
+    )
+    settings, problems = config.apply(
+        config.Settings(),
+        {
+            "data_dir": str(tmp_path),
+            "gate.retrain_every": 3,
+            "gate.model": str(clueless),
+            "telemetry.retention_days": 0,  # CUPS is from 2022: a year's retention empties it
+        },
+    )
+    assert not problems
+    server = HintwiseServer(settings)
+    server.start_telemetry()
+    server.start_gate()
+    assert server.gate.model.directory == clueless
+    for outcome in ("accepted", "rejected"):
+        server._answered(outcome)
+    assert server.retrainer.running is None  # not yet: 2 of 3
+    server._answered("rejected")
+    thread = server.retrainer.running
+    assert thread is not None
+    thread.join(timeout=120)
+    result = server.retrainer.last_result
+    assert result["rows"] == 768 and result["installed"]
+    assert gate_model.load(tmp_path / "gate").meta["label"].startswith("personal")
+    assert server.gate.session.shown == 3 and server.gate.session.accepted == 1
+    server.stop()

@@ -29,7 +29,9 @@ def register(server: HintwiseServer) -> None:
     def accept(ls: HintwiseServer, suggestion_id: str, *details) -> dict:
         """`[id]`, or `[id, {gate, pre}]` as attached to the items (the scores are ignored)."""
         if len(details) > 1 or not isinstance(suggestion_id, str):
-            raise JsonRpcInvalidParams(f"invalid arguments: {ACCEPT_COMMAND} takes [id] or [id, {{gate}}]")
+            raise JsonRpcInvalidParams(
+                f"invalid arguments: {ACCEPT_COMMAND} takes [id] or [id, {{gate}}]"
+            )
         if ls.feedback is None or not ls.feedback.accepted(suggestion_id):
             return {"accepted": False, "reason": "unknown or expired suggestion id"}
         return {"accepted": True, "id": suggestion_id}
