@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ SIMPLE = ("mean_logprob", "suggestion_chars", "suggestion_tokens", "suggestion_l
 
 def logistic_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
     """L2-regularised logistic regression by Newton's method (a baseline; numpy only)."""
-    mean = np.nanmean(train_x, axis=0)
+    with warnings.catch_warnings():  # columns CUPS never has (all NaN) get 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(train_x, axis=0)
     mean = np.where(np.isnan(mean), 0.0, mean)
 
     def prepare(x: np.ndarray) -> np.ndarray:

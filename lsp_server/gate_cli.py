@@ -49,6 +49,8 @@ def _store_path(settings: config.Settings) -> Path:
 
 def _active(settings: config.Settings, model_dir: Path | None) -> gate_model.GateModel:
     if model_dir is not None:
+        if model_dir.is_file():  # one of the gate's files: the gate is the folder around it
+            model_dir = model_dir.parent
         try:
             return gate_model.load(model_dir)
         except gate_model.GateModelError as error:
@@ -175,8 +177,8 @@ def train(cups: Path | None, output: Path | None, as_json: bool) -> None:
 @click.option(
     "--model",
     "model_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A gate directory (default: the installed gate).",
+    type=click.Path(exists=True, path_type=Path),
+    help="A gate directory or one of its files (default: the installed gate).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option(
