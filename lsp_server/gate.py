@@ -39,6 +39,7 @@ log = logging.getLogger("hintwise")
 RELOAD_CHECK_S = 1.0  # how often the installed gate's file is looked at
 TYPING_WINDOW_S = 5.0
 TYPING_NOW_S = 1.0
+TYPED_PER_EDIT = 4
 
 
 def personal_dir(data_dir: Path) -> Path:
@@ -56,7 +57,8 @@ class Session:
     edits: deque = field(default_factory=lambda: deque(maxlen=256))  # (time, characters)
 
     def edited(self, now: float, characters: int) -> None:
-        self.edits.append((now, characters))
+        # A paste or an editor's accept is not typing speed: count at most a few characters.
+        self.edits.append((now, min(characters, TYPED_PER_EDIT)))
 
     def answered(self, outcome: str, now: float) -> None:
         self.prev_outcome = "accepted" if outcome != "rejected" else "rejected"
