@@ -394,3 +394,31 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
     assert gate_model.load(tmp_path / "gate").meta["label"].startswith("personal")
     assert server.gate.session.shown == 3 and server.gate.session.accepted == 1
     server.stop()
+
+
+def test_items_carry_the_gate_scores_for_plugins():
+    """Inline items in the accept command's second argument, list items in `data`."""
+    from lsp_server.completion import Result
+    from lsp_server.features.completion import completion_items, inline_items
+    from lsp_server.gate import Verdict
+
+    document = Document("file:///f.py", "python", 1, "def f(x):\n    return ")
+    result = Result(
+        "x + 1",
+        "ok",
+        id="abc",
+        offset=len(document.text),
+        verdicts={
+            "pre": Verdict("pre", 0.61, 0.19, True),
+            "post": Verdict("post", 0.83, 0.17, True),
+        },
+    )
+    [inline] = inline_items(document, result).items
+    assert inline.command.arguments == ["abc", {"gate": 0.83, "pre": 0.61}]
+    [item] = completion_items(document, result).items
+    assert item.data == {"id": "abc", "gate": 0.83, "pre": 0.61}
+    ungated = Result("x + 1", "ok", id="abc", offset=len(document.text))
+    assert inline_items(document, ungated).items[0].command.arguments[1] == {
+        "gate": None,
+        "pre": None,
+    }
