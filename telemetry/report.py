@@ -69,6 +69,7 @@ def render(stats: dict[str, Any]) -> str:
         )
         + f" (total {rejections['total']})",
         f"Model calls avoided by the gate: {percent(gate['calls_avoided']['rate']).strip()}"
-        f"  ({gate['skipped']} of {gate['requests']} requests)",
+        f"  ({gate['skipped']} of {gate['requests']} requests); suggestions it hid: "
+        f"{gate['hidden']}",
     ]
     return "\n".join(lines) + "\n"

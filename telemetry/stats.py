@@ -200,13 +200,19 @@ def rejections(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:
 
 
 def gate(conn: sqlite3.Connection, since_ms: int) -> dict[str, Any]:
-    """Model calls the acceptance gate avoided: skipped requests over all requests."""
-    total, skipped = conn.execute(
-        "SELECT count(*), coalesce(sum(decision = 'skipped'), 0) FROM requests "
-        "WHERE time_ms >= :since",
+    """Model calls the acceptance gate avoided (skipped requests over all requests), and the
+    generated suggestions it did not show."""
+    total, skipped, hidden = conn.execute(
+        "SELECT count(*), coalesce(sum(decision = 'skipped'), 0), "
+        "coalesce(sum(decision = 'hidden'), 0) FROM requests WHERE time_ms >= :since",
         {"since": since_ms},
     ).fetchone()
-    return {"calls_avoided": rate(skipped, total), "requests": total, "skipped": skipped}
+    return {
+        "calls_avoided": rate(skipped, total),
+        "requests": total,
+        "skipped": skipped,
+        "hidden": hidden,
+    }
 
 
 def daily(conn: sqlite3.Connection, since_ms: int) -> list[dict[str, Any]]:

@@ -137,7 +137,8 @@ def history() -> list:
 
 def requests() -> list[Request]:
     recent = [Request(decision="skipped", time_ms=DAY1 + n) for n in range(3)]
-    recent += [Request(decision="generated", time_ms=DAY1 + 10 + n) for n in range(7)]
+    recent += [Request(decision="generated", time_ms=DAY1 + 10 + n) for n in range(6)]
+    recent += [Request(decision="hidden", time_ms=DAY1 + 20)]
     return recent + [Request(decision="generated", time_ms=OLD) for _ in range(5)]
 
 
@@ -197,7 +198,12 @@ def test_survival_rejections_and_gate(store: Path) -> None:
         "timeout": 1,
         "total": 4,
     }
-    assert stats["gate"] == {"calls_avoided": r(3, 10), "requests": 10, "skipped": 3}
+    assert stats["gate"] == {
+        "calls_avoided": r(3, 10),
+        "requests": 10,
+        "skipped": 3,
+        "hidden": 1,
+    }
 
 
 def test_daily_series(store: Path) -> None:
