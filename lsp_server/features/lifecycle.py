@@ -50,6 +50,21 @@ def _last(server: HintwiseServer, with_prompt: bool) -> dict | None:
     return last
 
 
+def engines(server: HintwiseServer) -> dict:
+    """Per feature: which engine, and for a server its health (up, down, slow, refused)."""
+    from lsp_server.engine_setup import FEATURES, choice_for
+
+    result = {}
+    for feature in FEATURES:
+        worker = server.worker_for(feature)
+        engine = worker.engine if worker is not None else None
+        entry = {"engine": choice_for(server.settings, feature).label()}
+        if engine is not None and hasattr(engine, "status"):
+            entry.update(engine.status())
+        result[feature] = entry
+    return result
+
+
 def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
     """What the server is doing, for editor status bars, tests and benchmarks.
 
@@ -64,6 +79,7 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
         "error": server.model_error,
         "fim": engine.info.fim_family if engine is not None else None,
         "prepared": bool(engine is not None and getattr(engine, "prepared", False)),
+        "engines": engines(server),
         "documents": len(server.documents),
         "suggestions": server.feedback.counts() if server.feedback is not None else {},
         "telemetry": {
