@@ -714,6 +714,7 @@ class HttpEngine:
             return
         try:
             self._loop.run_until_complete(self._client.aclose())
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         finally:
             self._loop.close()
 
