@@ -14,8 +14,10 @@ import click
 from lsp_server import config
 
 
-def _overrides(model: str | None, extra: dict | None = None) -> dict:
+def _overrides(model: str | None, extra: dict | None = None, url: str | None = None) -> dict:
     values = dict(extra or {})
+    if url:
+        values.update({"engine.kind": "http", "engine.url": url})
     if model:
         from models.bundled import is_bundled_name
 
@@ -38,6 +40,14 @@ model_option = click.option(
     metavar="PATH|NAME",
     help="A .gguf file, or a bundled model name (gemma3-270m, smollm2-135m). "
     "Default: $HINTWISE_MODEL, else gemma3-270m.",
+)
+
+
+url_option = click.option(
+    "--url",
+    metavar="URL",
+    help="Use the OpenAI-compatible inference server at URL (llama-server, "
+    "python -m llama_cpp.server, vLLM, Ollama) instead of a local model.",
 )
 
 
@@ -67,6 +77,7 @@ class _QuietDisconnect(logging.Filter):
 @main.command()
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP instead of stdio.")
 @model_option
+@url_option
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Write the server log here.")
 @click.option(
     "--log-level",
@@ -74,7 +85,9 @@ class _QuietDisconnect(logging.Filter):
     default="warning",
     show_default=True,
 )
-def serve(tcp: str | None, model: str | None, log_file: str | None, log_level: str) -> None:
+def serve(
+    tcp: str | None, model: str | None, url: str | None, log_file: str | None, log_level: str
+) -> None:
     """Run the language server (stdio by default)."""
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
@@ -87,7 +100,7 @@ def serve(tcp: str | None, model: str | None, log_file: str | None, log_level: s
     handler.addFilter(_QuietDisconnect())
     from lsp_server.server import create_server
 
-    server = create_server(overrides=_overrides(model))
+    server = create_server(overrides=_overrides(model, url=url))
     try:
         if tcp:
             host, _, port = tcp.rpartition(":")
@@ -116,6 +129,7 @@ def _parse_location(location: str) -> tuple[Path, int, int | None]:
 @main.command()
 @click.argument("location")
 @model_option
+@url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--max-tokens", type=int, help="Cap on generated tokens (completion.max_tokens).")
 @click.option(
@@ -125,6 +139,7 @@ def _parse_location(location: str) -> tuple[Path, int, int | None]:
 def complete(
     location: str,
     model: str | None,
+    url: str | None,
     as_json: bool,
     max_tokens: int | None,
     multiline: str | None,
@@ -148,7 +163,7 @@ def complete(
         extra["completion.multiline"] = multiline
     if no_healing:
         extra["completion.token_healing"] = False
-    settings = _settings(_overrides(model, extra))
+    settings = _settings(_overrides(model, extra, url))
 
     document = Document(path.resolve().as_uri(), language_for_path(str(path)), 0, text, "utf-32")
     lines = document.line_count()
@@ -214,13 +229,14 @@ def complete(
 
 @main.command()
 @model_option
+@url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-speed", is_flag=True, help="Skip the prompt/decode speed measurement.")
-def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
+def doctor(model: str | None, url: str | None, as_json: bool, no_speed: bool) -> None:
     """Check the installation: model, FIM support, speed, data directory, grammars."""
     from lsp_server.doctor import render, run_checks
 
-    report = run_checks(_settings(_overrides(model)), measure=not no_speed)
+    report = run_checks(_settings(_overrides(model, url=url)), measure=not no_speed)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

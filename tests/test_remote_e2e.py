@@ -7,6 +7,7 @@ answer while the language server stays alive; starting it again brings completio
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -95,3 +96,29 @@ async def test_a_server_killed_mid_request_then_restarted(server_env, llama_serv
         assert items and "return False" in items[0].insert_text
         await wait_for_message(client, "the inference server is back")
         assert (await status(client)).engines.completion.health == "ok"
+
+
+def test_doctor_and_complete_with_a_remote_engine(server_env, llama_server):
+    from test_cli import run
+
+    done = run(["doctor", "--json", "--url", llama_server.url], server_env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    [server] = report["servers"]
+    assert server["kind"] == "llama-cpp-python" and server["health"] == "ok"
+    assert server["used_for"] == ["completion", "explain", "review"]
+    assert server["first_token_ms"] > 0 and server["decode_tokens_per_s"] > 0
+    assert report["model"] is None  # no local model was loaded
+    text = run(["doctor", "--url", llama_server.url, "--no-speed"], server_env).stdout
+    assert f"inference server: {llama_server.url}" in text and "llama-cpp-python" in text
+
+    done = run(
+        ["complete", "examples/primes.py:15:13", "--json", "--url", llama_server.url], server_env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["text"] == "return False"
+
+    llama_server.kill()
+    done = run(["doctor", "--url", llama_server.url, "--no-speed"], server_env, timeout=60)
+    assert done.returncode == 1
+    assert "cannot reach the inference server" in done.stdout
