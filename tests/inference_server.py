@@ -38,6 +38,7 @@ class LlamaCppServer:
         api_key: str | None = None,
         threads: int = 1,
         extra: tuple[str, ...] = (),
+        tls: tuple[Path, Path] | None = None,
     ):
         self.model = model
         self.log = log
@@ -45,11 +46,12 @@ class LlamaCppServer:
         self.api_key = api_key
         self.threads = threads
         self.extra = extra
+        self.tls = tls  # (key file, certificate file): serve https
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> LlamaCppServer:
         command = [
@@ -72,6 +74,8 @@ class LlamaCppServer:
         ]
         if self.api_key:
             command += ["--api_key", self.api_key]
+        if self.tls:
+            command += ["--ssl_keyfile", str(self.tls[0]), "--ssl_certfile", str(self.tls[1])]
         handle = self.log.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HINTWISE_")}
         self.process = subprocess.Popen(
@@ -84,7 +88,8 @@ class LlamaCppServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"llama_cpp.server exited: {self.log.read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/v1/models", headers=headers, timeout=1).status_code:
+                probe = httpx.get(self.url + "/v1/models", headers=headers, timeout=1, verify=False)
+                if probe.status_code:
                     return self
             time.sleep(0.2)
         self.kill()

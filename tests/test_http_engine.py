@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import time
 
 import pytest
@@ -183,3 +184,47 @@ def test_an_api_key_from_a_file_or_the_environment_never_logged(
     finally:
         server.kill()
     assert secret not in caplog.text
+
+
+def test_tls_is_verified_unless_told_otherwise(gemma_path, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = LlamaCppServer(gemma_path, tmp_path / "server.log", tls=(key, cert)).start()
+    request = CompletionRequest(prefix=PROMPT, max_tokens=8, stop=first_line)
+    try:
+        assert server.url.startswith("https://")
+        strict = HttpEngine(HttpOptions(url=server.url))
+        assert strict.health == "down"
+        assert "TLS verification failed" in strict.health_message
+        assert "engine.ca_file" in strict.health_message
+        strict.close()
+        for options in (
+            HttpOptions(url=server.url, ca_file=str(cert)),
+            HttpOptions(url=server.url, verify_tls=False),
+        ):
+            engine = HttpEngine(options)
+            assert engine.complete(request, lambda: False).text == " a + b"
+            engine.close()
+    finally:
+        server.kill()
