@@ -76,6 +76,42 @@ def default_threads() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
+def check_loadable(path: str | os.PathLike[str]) -> None:
+    """Raise ModelLoadError unless the installed llama.cpp can load this file's architecture.
+
+    Loads the vocabulary only (`vocab_only`): llama.cpp reads the architecture and its
+    hyper-parameters first and refuses one it does not know, without touching the weights."""
+    path = Path(path)
+    try:
+        header = read_header(path)
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    from llama_cpp import Llama
+
+    _route_llama_logs()
+    said: list[str] = []  # llama.cpp's own words say why (e.g. "unknown model architecture")
+    listener = logging.Handler(logging.DEBUG)
+    listener.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    level = _llama_log.level
+    _llama_log.addHandler(listener)
+    _llama_log.setLevel(logging.DEBUG)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            Llama(model_path=str(path), vocab_only=True, verbose=True).close()
+    except (ValueError, RuntimeError, OSError) as error:
+        import llama_cpp
+
+        reason = next((line for line in said if "error loading model" in line), str(error))
+        raise ModelLoadError(
+            f"the installed llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
+            f"{path.name} (architecture {header.architecture!r}): {reason.strip()}. A newer "
+            "llama-cpp-python may support it"
+        ) from None
+    finally:
+        _llama_log.removeHandler(listener)
+        _llama_log.setLevel(level)
+
+
 class LlamaEngine:
     """One GGUF model and one llama.cpp context, owned by the worker thread."""
 
