@@ -135,6 +135,14 @@ class _TimedOut(Exception):
     pass
 
 
+class _Failed(Exception):
+    """A failure not yet recorded in the health state (see `_drive(report=False)`)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 class HttpEngine:
     """One inference server (one model on it), used from one worker thread."""
 
@@ -442,6 +450,7 @@ class HttpEngine:
                 if response.status_code != 200:
                     body = (await response.aread()).decode("utf-8", errors="replace")
                     raise self._refusal(response, body)
+                events = 0
                 async for event in source.aiter_sse():
                     if event.data.strip() == "[DONE]":
                         return
@@ -453,8 +462,15 @@ class HttpEngine:
                         continue
                     if isinstance(data, dict) and "error" in data and not data.get("choices"):
                         raise _Fatal(f"the inference server at {self.base} failed: {data['error']}")
+                    events += 1
                     if on_event(data):
                         return
+                if not events:
+                    # llama-cpp-python ends the stream this way when the request failed inside
+                    # (e.g. log-probs asked of a server started with --logits_all false).
+                    raise _Fatal(
+                        f"the inference server at {self.base} ended its answer without a token"
+                    )
         except SSEError as error:
             raise _Fatal(f"{self.base}{path} did not stream its answer: {error}") from None
         except httpx.TimeoutException:
@@ -476,9 +492,11 @@ class HttpEngine:
         first_token_s: float,
         started_generating: Callable[[], float | None],
         generation_limit_s: float,
+        report: bool = True,
     ) -> str:
         """Run a streaming request to its end, a cancel, or a deadline; returns how it ended:
-        "done", "cancelled" or "time". Failures raise EngineUnavailable."""
+        "done", "cancelled" or "time". Failures raise EngineUnavailable, recorded in the health
+        state when `report` (else the caller decides: it may try another way first)."""
 
         async def run() -> str:
             task = asyncio.ensure_future(make())
@@ -511,6 +529,8 @@ class HttpEngine:
         except _Cancelled:
             return "cancelled"
         except (_Retryable, _Fatal, _TimedOut) as error:
+            if not report:
+                raise _Failed(error) from None
             raise self._fail(error) from None
 
     # -- completions -----------------------------------------------------------------------
@@ -596,7 +616,7 @@ class HttpEngine:
         request: CompletionRequest,
         facts: ServerFacts,
     ) -> None:
-        def run() -> str:
+        def run(report: bool = True) -> str:
             return self._drive(
                 lambda: self._with_retries(
                     lambda: self._stream(path, payload, state.on_event), cancelled, 1
@@ -605,15 +625,16 @@ class HttpEngine:
                 self.options.read_timeout_s,
                 lambda: state.first_at,
                 request.time_limit_s,
+                report,
             )
 
         self._responded = False
         try:
-            how = run()
-        except EngineUnavailable:
+            how = run(report=False)
+        except _Failed as failed:
             asked = "logprobs" in payload or "n_probs" in payload
             if not (asked and self._responded and state.tokens == 0):
-                raise
+                raise self._fail(failed.error) from None
             # Some servers refuse log-probs (llama-cpp-python started with logits_all off):
             # once more without, and remember. The acceptance gate then goes without them.
             payload = {k: v for k, v in payload.items() if k not in ("logprobs", "n_probs")}

@@ -39,6 +39,7 @@ class LlamaCppServer:
         threads: int = 1,
         extra: tuple[str, ...] = (),
         tls: tuple[Path, Path] | None = None,
+        logits_all: bool = False,
     ):
         self.model = model
         self.log = log
@@ -47,6 +48,9 @@ class LlamaCppServer:
         self.threads = threads
         self.extra = extra
         self.tls = tls  # (key file, certificate file): serve https
+        # llama_cpp.server keeps logits for every prompt position by default (1 MB a token with
+        # Gemma's vocabulary), which only per-token log-probs need: off unless asked for.
+        self.logits_all = logits_all
         self.process: subprocess.Popen | None = None
 
     @property
@@ -70,6 +74,8 @@ class LlamaCppServer:
             "4096",
             "--chat_format",
             "gemma",
+            "--logits_all",
+            str(self.logits_all),
             *self.extra,
         ]
         if self.api_key:

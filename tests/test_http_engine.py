@@ -25,7 +25,9 @@ def first_line(text: str) -> int | None:
 
 @pytest.fixture(scope="module")
 def llama_server(gemma_path, tmp_path_factory):
-    server = LlamaCppServer(gemma_path, tmp_path_factory.mktemp("server") / "server.log").start()
+    server = LlamaCppServer(
+        gemma_path, tmp_path_factory.mktemp("server") / "server.log", logits_all=True
+    ).start()
     yield server
     server.kill()
 
@@ -74,6 +76,28 @@ def test_log_probs_are_off_by_default_with_llama_cpp_python(llama_server):
         assert result.generated_tokens >= 3
     finally:
         engine.close()
+
+
+def test_a_server_that_refuses_log_probs_is_asked_again_without(gemma_path, tmp_path):
+    """llama_cpp.server started with --logits_all false fails a request for log-probs: the
+    engine asks again without, remembers, and says nothing alarming to the user."""
+    server = LlamaCppServer(gemma_path, tmp_path / "server.log", logits_all=False).start()
+    statuses: list[str] = []
+    engine = HttpEngine(
+        HttpOptions(url=server.url, logprobs="on"),
+        on_status=lambda state, message: statuses.append(state),
+    )
+    try:
+        assert engine.facts.logprobs is True
+        request = CompletionRequest(prefix=PROMPT, max_tokens=8, stop=first_line)
+        result = engine.complete(request, lambda: False)
+        assert result.text == " a + b" and result.token_logprobs == []
+        assert engine.facts.logprobs is False and engine.status()["logprobs"] is False
+        assert statuses == ["ok"]
+        assert engine.complete(request, lambda: False).text == " a + b"
+    finally:
+        engine.close()
+        server.kill()
 
 
 def test_generate_answers_json_that_follows_the_schema(engine):
