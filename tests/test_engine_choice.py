@@ -106,14 +106,19 @@ def test_worker_for_gives_each_feature_its_engine(gemma_path, llama_server, tmp_
         assert isinstance(json.loads(job.future.result(120).text)["valid"], bool)
 
         # Reviews on the same server share the explanations' worker; completions keep theirs.
-        server.update_settings(
+        # (What a settings change does, without the telemetry side, which needs an LSP loop.)
+        server.settings = settings_with(
             {**values, "review_engine": {"kind": "http", "url": llama_server.url}}
         )
+        server.start_model()
         assert server.worker_for("review") is explain
         assert server.worker_for("completion") is completion
 
         # Back to one engine for everything: the extra worker is stopped.
-        server.update_settings({"data_dir": str(tmp_path), "model": {"path": str(gemma_path)}})
+        server.settings = settings_with(
+            {"data_dir": str(tmp_path), "model": {"path": str(gemma_path)}}
+        )
+        server.start_model()
         assert server.worker_for("explain") is server.worker_for("review") is completion
         assert server.feature_workers == {}
     finally:
