@@ -49,6 +49,11 @@ POLL_S = 0.005
 SERVER_KINDS = ("llama-server", "llama-cpp-python", "vllm", "ollama", "openai")
 
 
+# What servers said about themselves, by (address, model, server kind, log-probs setting),
+# shared by the engines of one process.
+_KNOWN: dict[tuple, ServerFacts] = {}
+
+
 class EngineUnavailable(ModelUnavailable):
     """The server cannot answer now (down, slow, refusing); the message is for the user."""
 
@@ -326,15 +331,24 @@ class HttpEngine:
 
     # -- discovery -------------------------------------------------------------------------
 
-    def _ensure_facts(self) -> ServerFacts:
-        if self.facts is not None:
+    def _ensure_facts(self, fresh: bool = False) -> ServerFacts:
+        if self.facts is not None and not fresh:
             return self.facts
-        self._check_pause()
+        key = (self.base, self.options.model, self.options.kind, self.options.logprobs)
         started = time.perf_counter()
+        known = None if fresh else _KNOWN.get(key)
+        if known is not None:
+            # Another engine (explanations beside completions) already asked this server: a
+            # second probe would only interrupt its running answer on a one-at-a-time server.
+            self.facts = known
+            self.info = self._make_info(started)
+            return known
+        self._check_pause()
         try:
             self.facts = self._run(self._with_retries(self._probe, lambda: False, 0))
         except (_Retryable, _Fatal) as error:
             raise self._fail(error) from None
+        _KNOWN[key] = self.facts
         self.info = self._make_info(started)
         self._set_health("ok", f"{self.facts.kind} serving {self.facts.model or '?'}")
         return self.facts
@@ -485,6 +499,18 @@ class HttpEngine:
         except httpx.HTTPError as error:
             raise _Retryable(self._connection_message(error)) from None
 
+    async def _whole_answer(self, path: str, payload: dict, state: _Stream | _ChatStream) -> None:
+        """One try at streaming an answer from its start. An answer that ends without the
+        server's finish reason was cut short by the server (llama-cpp-python interrupts a
+        running answer when another request arrives): worth another try."""
+        state.reset()
+        await self._stream(path, payload, state.on_event)
+        if state.finish is None and not state.stopped:
+            raise _Retryable(
+                f"the inference server at {self.base} broke off its answer "
+                "(another request interrupted it?)"
+            )
+
     def _drive(
         self,
         make: Callable[[], Coroutine[Any, Any, Any]],
@@ -619,7 +645,7 @@ class HttpEngine:
         def run(report: bool = True) -> str:
             return self._drive(
                 lambda: self._with_retries(
-                    lambda: self._stream(path, payload, state.on_event), cancelled, 1
+                    lambda: self._whole_answer(path, payload, state), cancelled, 1
                 ),
                 cancelled,
                 self.options.read_timeout_s,
@@ -691,7 +717,7 @@ class HttpEngine:
 
         def attempt() -> Coroutine[Any, Any, Any]:
             return self._with_retries(
-                lambda: self._stream(path, payload, state.on_event),
+                lambda: self._whole_answer(path, payload, state),
                 cancelled,
                 self.options.retries,
             )
@@ -722,10 +748,9 @@ class HttpEngine:
 
     def check(self) -> dict:
         """Reach the server now (no pause), for `hintwise doctor`: facts or the problem."""
-        self.facts = None
         self._paused_until = 0.0
         try:
-            self._ensure_facts()
+            self._ensure_facts(fresh=True)
         except EngineUnavailable as error:
             return {**self.status(), "problem": str(error)}
         return self.status()
@@ -750,6 +775,12 @@ class _Stream:
         self.request = request
         self.result = result
         self.engine = engine
+        self.reset()
+
+    def reset(self) -> None:
+        self.result.token_logprobs = []
+        self.result.generated_tokens = 0
+        self.engine.live_generated = 0
         self.text = ""
         self.tokens = 0
         self.first_at: float | None = None
@@ -808,8 +839,13 @@ class _Stream:
 class _ChatStream:
     """Accumulates a streamed chat (or completion) answer."""
 
+    stopped = False  # generation has no stop rule of its own
+
     def __init__(self, result: Generation):
         self.result = result
+        self.reset()
+
+    def reset(self) -> None:
         self.parts: list[str] = []
         self.tokens = 0
         self.first_at: float | None = None
