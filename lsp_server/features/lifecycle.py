@@ -47,6 +47,7 @@ def _last(server: HintwiseServer, with_prompt: bool) -> dict | None:
     last = counters.last.to_json()
     if with_prompt and counters.last.engine is not None:
         last["prompt_ids"] = list(counters.last.engine.prompt)
+        last["prompt_text"] = counters.last.engine.prompt_text
     return last
 
 
@@ -68,8 +69,8 @@ def engines(server: HintwiseServer) -> dict:
 def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
     """What the server is doing, for editor status bars, tests and benchmarks.
 
-    `with_prompt` adds the token ids of the last prompt (bench/latency.py replays them on a
-    bare llama.cpp to compare like with like)."""
+    `with_prompt` adds the token ids and text of the last prompt (bench/latency.py replays them
+    on a bare llama.cpp, or sends the text straight to the server, to compare like with like)."""
     engine = server.worker.engine if server.worker is not None else None
     counters = server.completer.counters if server.completer is not None else None
     return {
