@@ -207,9 +207,16 @@ class HintwiseServer(LanguageServer):
         self.feature_workers = kept
         self._feature_specs = {feature: wanted[feature] for feature in kept}
 
-    def worker_for(self, feature: str) -> ModelWorker | None:
-        """The worker whose engine serves `feature`: "completion", "explain" or "review"."""
-        return self.feature_workers.get(feature, self.worker)
+    def worker_for(self, feature: str) -> ModelWorker:
+        """The model worker serving a feature ("completion" | "explain" | "review"): its own
+        when `explain_engine` / `review_engine` name another engine, else the completion
+        worker. Raises ModelUnavailable when no model was started."""
+        worker = self.feature_workers.get(feature, self.worker)
+        if worker is None:
+            from models.worker import ModelUnavailable
+
+            raise ModelUnavailable("the model has not been started")
+        return worker
 
     def _engine_status_callback(self, feature: str, choice: engine_setup.EngineChoice):
         """Tell the user once when a server goes down, gets slow, refuses, or comes back."""

@@ -57,7 +57,7 @@ def engines(server: HintwiseServer) -> dict:
 
     result = {}
     for feature in FEATURES:
-        worker = server.worker_for(feature)
+        worker = server.feature_workers.get(feature, server.worker)
         engine = worker.engine if worker is not None else None
         entry = {"engine": choice_for(server.settings, feature).label()}
         if engine is not None and hasattr(engine, "status"):
