@@ -8,7 +8,6 @@ import sqlite3
 import statistics
 import time
 from pathlib import Path
-from typing import Union
 
 import pytest
 from lsp_session import EXAMPLE, inline, insert, open_document, session, wait_ready
@@ -65,7 +64,6 @@ def decode_code_actions(client) -> None:
         return converter.structure(obj, types.CodeAction if is_action else types.Command)
 
     converter.register_structure_hook(types.Command | types.CodeAction, structure)
-    converter.register_structure_hook(Union[types.Command, types.CodeAction], structure)
 
 
 def run_of(action) -> types.Command:
