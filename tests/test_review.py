@@ -149,6 +149,7 @@ def test_python_traceback_frames_map_to_the_workspace(tmp_path: Path):
     )
     assert parsed.error == "ZeroDivisionError: division by zero"
     question, _, notes = explain.traceback_question(PY_TRACEBACK, tmp_path, Path.read_text)
+    assert notes == []
     assert question.line == 16 and question.path == "stats.py"
     assert question.code.startswith("def mean")
     assert "in function `mean` (lines 16-17)" in question.facts
