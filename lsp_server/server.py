@@ -22,6 +22,7 @@ from lsp_server.clock import Clock, LoopClock, ManualClock, Timer
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
 from lsp_server.feedback import FeedbackTracker
+from lsp_server.reviewer import Insights
 from models.worker import ModelWorker
 from telemetry import NullWriter, Privacy, Writer, default_path, purge
 
@@ -87,6 +88,7 @@ class HintwiseServer(LanguageServer):
         self.last_change: dict[str, float] = {}
         self.cursor_timers: dict[str, Timer] = {}
         self._model_spec: tuple | None = None
+        self.insights = Insights()
 
     # -- messages --------------------------------------------------------------------------
 
@@ -354,11 +356,13 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, feedback, lifecycle
+    from lsp_server.features import completion, documents, explain, feedback, lifecycle, review
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
     documents.register(server)
     completion.register(server)
     feedback.register(server)
+    review.register(server)
+    explain.register(server)
     return server
