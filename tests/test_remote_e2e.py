@@ -122,3 +122,54 @@ def test_doctor_and_complete_with_a_remote_engine(server_env, llama_server):
     done = run(["doctor", "--url", llama_server.url, "--no-speed"], server_env, timeout=60)
     assert done.returncode == 1
     assert "cannot reach the inference server" in done.stdout
+
+
+BUGGY = """def last(items):
+    return items[len(items)]
+
+
+def main():
+    print(last([1, 2, 3]))
+"""
+
+
+async def test_explanations_and_reviews_through_the_server(server_env, llama_server):
+    """Completions stay in-process; explanations and reviews go to the server (per-feature
+    engines), through the same LSP commands as with the local model."""
+    settings = {
+        "explain_engine": {"kind": "http", "url": llama_server.url},
+        "review_engine": {"kind": "http", "url": llama_server.url},
+        "review": {"on_save": False},
+    }
+    uri = "file:///work/example/buggy.py"
+    async with session(server_env, settings) as client:
+        open_document(client, URI, EXAMPLE)
+        open_document(client, uri, BUGGY)
+        assert (await inline(client, URI, BODY_LINE, BODY_COLUMN)).items  # local model
+        assert "POST /v1/chat/completions" not in llama_server.log_text()
+        current = await status(client)
+        assert current.engines.completion.engine == "gemma3-270m"
+        assert current.engines.explain.kind == "llama-cpp-python"
+
+        explanation = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="hintwise.explain",
+                arguments=[
+                    {
+                        "uri": uri,
+                        "line": 1,
+                        "message": "IndexError: list index out of range",
+                        "show": False,
+                    }
+                ],
+            )
+        )
+        assert explanation["markdown"].strip()
+        chats = llama_server.log_text().count("POST /v1/chat/completions")
+        assert chats >= 1
+
+        reviewed = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="hintwise.review", arguments=[{"uri": uri}])
+        )
+        assert isinstance(reviewed["comments"], int)
+        assert llama_server.log_text().count("POST /v1/chat/completions") > chats
