@@ -252,3 +252,41 @@ def test_tls_is_verified_unless_told_otherwise(gemma_path, tmp_path):
             engine.close()
     finally:
         server.kill()
+
+
+def test_the_prompt_window_keeps_its_start_while_typing():
+    """The prefix is cut at a line start only when it outgrows its budget, so the server's
+    prompt cache stays valid from one keystroke to the next."""
+    engine = HttpEngine.__new__(HttpEngine)  # _windows needs no connection
+    lines = "".join(f"line_{i} = {i}\n" for i in range(400))
+    request = CompletionRequest(prefix=lines + "x = ", suffix="\n" * 2000, prefix_budget=256)
+    prefix, suffix, cut = engine._windows(request)
+    assert lines[cut - 1] == "\n" and prefix == request.prefix[cut:]
+    assert len(prefix) <= 256 * 3 and len(suffix) <= 128 * 3
+    typed = CompletionRequest(prefix=request.prefix[cut:] + "1", prefix_budget=256)
+    assert engine._windows(typed)[2] == 0  # the anchored prefix is not cut again
+
+
+def test_llama_server_infill_events_give_text_and_log_probs():
+    """The two shapes of llama-server's /infill stream: `logprob` per token (current) and the
+    probabilities of the top candidates (older servers)."""
+    from models.engine import Completion
+    from models.http_engine import _Stream
+
+    engine = HttpEngine.__new__(HttpEngine)
+    request = CompletionRequest(prefix="x", max_tokens=8, stop=first_line)
+    state = _Stream(request, Completion(text=""), engine)
+    assert not state.on_event({"content": " a", "completion_probabilities": [{"logprob": -0.5}]})
+    old = {
+        "content": " +",
+        "completion_probabilities": [
+            {
+                "content": " +",
+                "probs": [{"tok_str": " -", "prob": 0.2}, {"tok_str": " +", "prob": 0.5}],
+            }
+        ],
+    }
+    assert not state.on_event(old)
+    assert state.on_event({"content": " b\n", "stop": True, "stopped_limit": False})
+    assert state.text == " a + b" and state.stopped
+    assert state.result.token_logprobs[:2] == [-0.5, pytest.approx(-0.6931, abs=1e-3)]
