@@ -290,3 +290,22 @@ def test_llama_server_infill_events_give_text_and_log_probs():
     assert state.on_event({"content": " b\n", "stop": True, "stopped_limit": False})
     assert state.text == " a + b" and state.stopped
     assert state.result.token_logprobs[:2] == [-0.5, pytest.approx(-0.6931, abs=1e-3)]
+
+
+def test_a_slow_server_is_reported_and_skipped(llama_server):
+    """A first token later than engine.timeout_ms: the suggestion is skipped (no wait beyond
+    it) and the health says slow, once."""
+    statuses: list[str] = []
+    engine = HttpEngine(
+        HttpOptions(url=llama_server.url, read_timeout_s=0.3, logprobs="off"),
+        on_status=lambda state, message: statuses.append(state),
+    )
+    long_prompt = "".join(f"def f{i}(x):\n    return x * {i} + {i * i}\n\n" for i in range(150))
+    try:
+        started = time.monotonic()
+        with pytest.raises(EngineUnavailable, match=r"is slow: no first token within 0\.3 s"):
+            engine.complete(CompletionRequest(prefix=long_prompt, max_tokens=8), lambda: False)
+        assert time.monotonic() - started < 1.5
+        assert engine.health == "slow" and statuses[-1:] == ["slow"] and statuses.count("slow") == 1
+    finally:
+        engine.close()
