@@ -70,6 +70,10 @@ class LlamaCppServer:
             str(self.port),
             "--n_threads",
             str(self.threads),
+            # Its default for prompt evaluation is every core, which is 2x slower as soon as
+            # anything else runs (bench/threads.py): the same count as generation.
+            "--n_threads_batch",
+            str(self.threads),
             "--n_ctx",
             "4096",
             "--chat_format",
