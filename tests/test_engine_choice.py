@@ -123,3 +123,28 @@ def test_worker_for_gives_each_feature_its_engine(gemma_path, llama_server, tmp_
         assert server.feature_workers == {}
     finally:
         server.stop()
+
+
+@pytest.mark.model
+@pytest.mark.timeout(300)
+def test_a_second_local_model_for_explanations(gemma_path, tmp_path):
+    """Completions on Gemma, explanations on SmolLM2, both in-process: two models, two workers,
+    neither evicting the other's cache."""
+    server = HintwiseServer(
+        settings_with(
+            {
+                "data_dir": str(tmp_path),
+                "model": {"path": str(gemma_path)},
+                "explain_engine": {"kind": "local", "model": "smollm2-135m"},
+            }
+        )
+    )
+    try:
+        server.start_model()
+        completion, explain = server.worker_for("completion"), server.worker_for("explain")
+        assert explain is not completion and server.worker_for("review") is completion
+        assert completion.wait_ready(60) and explain.wait_ready(60)
+        assert completion.engine.info.architecture == "gemma3"
+        assert explain.engine.info.architecture == "llama"  # SmolLM2
+    finally:
+        server.stop()
