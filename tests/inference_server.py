@@ -57,7 +57,7 @@ class LlamaCppServer:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> LlamaCppServer:
+    def command(self) -> list[str]:
         command = [
             sys.executable,
             "-m",
@@ -86,6 +86,10 @@ class LlamaCppServer:
             command += ["--api_key", self.api_key]
         if self.tls:
             command += ["--ssl_keyfile", str(self.tls[0]), "--ssl_certfile", str(self.tls[1])]
+        return command
+
+    def start(self, timeout: float = 60.0) -> LlamaCppServer:
+        command = self.command()
         handle = self.log.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HINTWISE_")}
         self.process = subprocess.Popen(
@@ -96,14 +100,14 @@ class LlamaCppServer:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{command[0]} exited: {self.log.read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 probe = httpx.get(self.url + "/v1/models", headers=headers, timeout=1, verify=False)
-                if probe.status_code:
+                if probe.status_code == 200:  # llama-server answers 503 while loading
                     return self
             time.sleep(0.2)
         self.kill()
-        raise RuntimeError("llama_cpp.server did not start in time")
+        raise RuntimeError(f"{command[0]} did not start in time")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no goodbye to connected clients."""
@@ -120,6 +124,33 @@ class LlamaCppServer:
         assert self.process is not None
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class LlamaServer(LlamaCppServer):
+    """llama.cpp's own `llama-server` binary (not on PyPI as a wheel: built from source, found
+    on PATH or at $HINTWISE_LLAMA_SERVER)."""
+
+    def __init__(self, binary: str, model: Path, log: Path, **kwargs):
+        super().__init__(model, log, **kwargs)
+        self.binary = binary
+
+    def command(self) -> list[str]:
+        command = [self.binary, "-m", str(self.model), "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "-t", str(self.threads), "-tb", str(self.threads)]
+        command += ["-c", "4096", "--parallel", "1", *self.extra]
+        if self.api_key:
+            command += ["--api-key", self.api_key]
+        return command
+
+    def generated_in_last_task(self, prompt: str) -> int:
+        """Tokens the server generated for `prompt` in its last task, from its own log: it
+        prints the tokens in the slot (prompt + generated) when the slot stops processing."""
+        found = re.findall(r"stop processing: n_tokens = (\d+)", self.log_text())
+        assert found, "llama-server logged no finished task"
+        tokens = httpx.post(
+            self.url + "/tokenize", json={"content": prompt, "add_special": True}, timeout=30
+        ).json()["tokens"]
+        return int(found[-1]) - len(tokens)
 
 
 _PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
