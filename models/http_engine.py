@@ -327,14 +327,20 @@ class HttpEngine:
             self._set_health("slow", str(error))
         else:
             self._set_health("down", str(error))
+            # What comes back up may be another server or model at the same address: ask again.
+            _KNOWN.pop(self._facts_key(), None)
+            self.facts = None
         return EngineUnavailable(str(error))
+
+    def _facts_key(self) -> tuple:
+        return (self.base, self.options.model, self.options.kind, self.options.logprobs)
 
     # -- discovery -------------------------------------------------------------------------
 
     def _ensure_facts(self, fresh: bool = False) -> ServerFacts:
         if self.facts is not None and not fresh:
             return self.facts
-        key = (self.base, self.options.model, self.options.kind, self.options.logprobs)
+        key = self._facts_key()
         started = time.perf_counter()
         known = None if fresh else _KNOWN.get(key)
         if known is not None:
