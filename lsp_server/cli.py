@@ -190,6 +190,8 @@ def complete(
     completer = Completer(worker, settings.model_spec())
     result = asyncio.run(completer.complete(document, offset, settings.completion, automatic=False))
     worker.stop()
+    if result.reason.startswith("no model:"):  # e.g. the inference server is down
+        raise click.ClickException(f"{result.reason}\nRun `hintwise doctor` for details.")
 
     if as_json:
         payload = result.to_json()

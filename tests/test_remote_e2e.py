@@ -122,6 +122,9 @@ def test_doctor_and_complete_with_a_remote_engine(server_env, llama_server):
     done = run(["doctor", "--url", llama_server.url, "--no-speed"], server_env, timeout=60)
     assert done.returncode == 1
     assert "cannot reach the inference server" in done.stdout
+    done = run(["complete", "examples/primes.py:15:13", "--url", llama_server.url], server_env)
+    assert done.returncode == 1
+    assert "cannot reach the inference server" in done.stderr and "Traceback" not in done.stderr
 
 
 BUGGY = """def last(items):
