@@ -800,6 +800,8 @@ class _Stream:
             choice = choices[0]
             logprobs = choice.get("logprobs") or {}
             values = [v for v in (logprobs.get("token_logprobs") or []) if v is not None]
+            # llama-server answers in the chat shape: {"content": [{"token", "logprob"}, ...]}
+            values += [e["logprob"] for e in logprobs.get("content") or [] if "logprob" in e]
             return choice.get("text") or "", values, choice.get("finish_reason")
         # llama-server /infill: {"content", "stop", "completion_probabilities"}
         values = []
