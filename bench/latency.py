@@ -1,6 +1,7 @@
 """Completion latency through a real LSP client over stdio, beside raw llama.cpp doing the same.
 
     python bench/latency.py [--positions 60] [--model NAME|PATH] [--json OUT]
+        [--phases typing,prewarm,cancel,remote]
 
 For each cursor position in real files (Python's standard library and this project), the line is
 cut at the cursor as if being typed, the document is opened in a fresh `hintwise serve`, and:
@@ -16,6 +17,13 @@ cut at the cursor as if being typed, the document is opened in a fresh `hintwise
   asks; deep in a long file with and without the cursor reported (`hintwise/didMoveCursor`);
 * cancellation: long generations cancelled with `$/cancelRequest`; tokens generated after the
   cancel and the time it took to stop.
+* remote (`--phases remote`): the same positions, typed the same way, through a second
+  `hintwise serve` whose engine is a real `python -m llama_cpp.server` with the same GGUF and
+  thread count, beside the in-process engine; every request that reached that server is also
+  sent straight to a mirror server (same model, same request sequence, so the same cache state)
+  with plain httpx: the HTTP engine's overhead over calling the server directly. Then
+  cancellations through the HTTP engine, counted on the server (its KV cache, see
+  tests/inference_server.py): tokens it generated after the stream was closed.
 
 The machine is shared and noisy, so the README quotes ratios measured side by side in one run.
 """
@@ -121,6 +129,14 @@ def summary(values: list[float]) -> dict:
 class Client(BaseLanguageClient):
     def __init__(self) -> None:
         super().__init__("hintwise-bench", "1")
+
+        @self.feature(types.WINDOW_SHOW_MESSAGE)
+        def show(params: types.ShowMessageParams) -> None:
+            print(f"  server says: {params.message}", file=sys.stderr)
+
+        @self.feature(types.WINDOW_LOG_MESSAGE)
+        def log(params: types.LogMessageParams) -> None:
+            pass
 
 
 async def start(env: dict[str, str], settings: dict) -> Client:
@@ -343,6 +359,137 @@ async def measure_cancellation(client: Client, rounds: int) -> dict:
     }
 
 
+def replay_direct(client, prompt: str, tokens: int) -> float:
+    """ms for the mirror server to answer `prompt` with `tokens` tokens, streamed, over plain
+    httpx: what calling the server directly costs."""
+    started = time.perf_counter()
+    payload = {"prompt": prompt, "max_tokens": max(1, tokens), "temperature": 0, "top_k": 1}
+    with client.stream("POST", "/v1/completions", json={**payload, "stream": True}) as response:
+        for line in response.iter_lines():
+            if line.strip() == "data: [DONE]":
+                break
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure_remote(env: dict, places: list[Position], gguf: Path, threads: int) -> dict:
+    import tempfile
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from inference_server import LlamaCppServer
+
+    with tempfile.TemporaryDirectory() as folder:
+        served = LlamaCppServer(gguf, Path(folder) / "served.log", threads=threads).start()
+        mirror = LlamaCppServer(gguf, Path(folder) / "mirror.log", threads=threads).start()
+        try:
+            quiet = {"completion": {"prewarm": False}}
+            local = await start(env, quiet)
+            remote = await start(env, {**quiet, "engine": {"kind": "http", "url": served.url}})
+            with httpx.Client(base_url=mirror.url, timeout=120) as direct:
+                typing = await _remote_typing(local, remote, direct, places)
+            await stop(local)
+            await stop(remote)
+            cancellation = await asyncio.to_thread(_remote_cancellation, served)
+        finally:
+            served.kill()
+            mirror.kill()
+    return {"typing": typing, "cancellation": cancellation}
+
+
+async def _model_call(client: Client, uri: str, line: int, column: int):
+    """(ms, last answer) for a request that reached the model, else (ms, None)."""
+    before = (await status(client)).completions
+    elapsed, _ = await request(client, uri, line, column)
+    after = (await status(client, with_prompt=True)).completions
+    called = after.model_calls > before.model_calls
+    # A request the engine could not serve (server slow or down) leaves the previous answer as
+    # the last one: not a model call to compare.
+    fresh = after.last is not None and (
+        before.last is None or after.last.latency_ms != before.last.latency_ms
+    )
+    return elapsed, (after.last if called and fresh else None)
+
+
+async def _remote_typing(local: Client, remote: Client, direct, places: list[Position]) -> dict:
+    figures: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        figures.setdefault(key, []).append(value)
+
+    for number, place in enumerate(places):
+        uri = f"file://{place.path}#remote{number}"
+        open_document(local, uri, place.document)
+        open_document(remote, uri, place.document)
+        version, column = 2, place.column
+        for step, char in enumerate(["", *place.rest[:TYPED_CHARACTERS]]):
+            if char:
+                type_character(local, uri, version, place.line, column, char)
+                type_character(remote, uri, version, place.line, column, char)
+                version, column = version + 1, column + 1
+            kind = "cold" if step == 0 else "warm"
+            local_ms, local_last = await _model_call(local, uri, place.line, column)
+            remote_ms, remote_last = await _model_call(remote, uri, place.line, column)
+            if local_last is not None:
+                add(f"{kind}_local_ms", local_ms)
+            if remote_last is None:
+                continue
+            add(f"{kind}_remote_ms", remote_ms)
+            direct_ms = replay_direct(direct, remote_last.prompt_text, remote_last.tokens.generated)
+            add(f"{kind}_direct_ms", direct_ms)
+            add(f"{kind}_remote_over_direct", remote_ms / direct_ms)
+            add(f"{kind}_remote_minus_direct_ms", remote_ms - direct_ms)
+            if local_last is not None:
+                add(f"{kind}_remote_over_local", remote_ms / local_ms)
+        for client in (local, remote):
+            client.text_document_did_close(
+                types.DidCloseTextDocumentParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri)
+                )
+            )
+        print(f"  remote {number + 1}/{len(places)} {place.path.name}", file=sys.stderr)
+    return {key: summary(values) for key, values in sorted(figures.items())}
+
+
+def _remote_cancellation(server, rounds: int = 6) -> dict:
+    """Cancel generations through the HTTP engine after 4, 6, ... tokens and count, in the
+    server's KV cache, how many it generated after the stream was closed."""
+    from inference_server import tokens_generated
+
+    from models.engine import CompletionRequest
+    from models.http_engine import HttpEngine, HttpOptions
+
+    engine = HttpEngine(HttpOptions(url=server.url, logprobs="off"))
+    prompt = "import os\nimport sys\n\n\ndef main():\n"
+    full = engine.complete(
+        CompletionRequest(prefix=prompt, max_tokens=96, time_limit_s=120), lambda: False
+    )
+    after, stop_ms = [], []
+    for number in range(rounds):
+        wanted = 4 + 2 * number
+        state: dict[str, float] = {}
+
+        def cancelled(wanted: int = wanted, state: dict = state) -> bool:
+            if "at" not in state and engine.live_generated >= wanted:
+                state.update(at=engine.live_generated, time=time.perf_counter())
+            return "at" in state
+
+        engine.complete(
+            CompletionRequest(prefix=prompt, max_tokens=96, time_limit_s=120), cancelled
+        )
+        stop_ms.append((time.perf_counter() - state["time"]) * 1000)
+        time.sleep(1.5)  # a server that went on would be dozens of tokens further by now
+        after.append(tokens_generated(server, prompt, full.text) - state["at"])
+    engine.close()
+    return {
+        "rounds": rounds,
+        "tokens_after_cancel_max": max(after),
+        "tokens_after_cancel_mean": round(statistics.fmean(after), 2),
+        "tokens_after_cancel": after,
+        "stop_ms": summary(stop_ms),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--positions", type=int, default=60)
@@ -368,7 +515,7 @@ async def main() -> None:
     print(f"{len(places)} positions, model {gguf.name}, {threads} threads", file=sys.stderr)
 
     phases = set(args.phases.split(","))
-    typing = prewarmed = cancellation = None
+    typing = prewarmed = cancellation = remote = None
     if "typing" in phases:
         raw = RawLlama(str(gguf), threads)
         client = await start(env, {"completion": {"prewarm": False}})
@@ -391,6 +538,9 @@ async def main() -> None:
         cancellation = await measure_cancellation(client, args.cancel_rounds)
         await stop(client)
 
+    if "remote" in phases:
+        remote = await measure_remote(env, places, gguf, threads)
+
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
@@ -400,6 +550,7 @@ async def main() -> None:
         "typing": typing,
         "prewarmed_open": prewarmed,
         "cancellation": cancellation,
+        "remote": remote,
     }
     text = json.dumps(results, indent=2)
     print(text)

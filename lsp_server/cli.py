@@ -14,8 +14,10 @@ import click
 from lsp_server import config
 
 
-def _overrides(model: str | None, extra: dict | None = None) -> dict:
+def _overrides(model: str | None, extra: dict | None = None, url: str | None = None) -> dict:
     values = dict(extra or {})
+    if url:
+        values.update({"engine.kind": "http", "engine.url": url})
     if model:
         from models.bundled import is_bundled_name
 
@@ -38,6 +40,14 @@ model_option = click.option(
     metavar="PATH|NAME",
     help="A .gguf file, or a bundled model name (gemma3-270m, smollm2-135m). "
     "Default: $HINTWISE_MODEL, else gemma3-270m.",
+)
+
+
+url_option = click.option(
+    "--url",
+    metavar="URL",
+    help="Use the OpenAI-compatible inference server at URL (llama-server, "
+    "python -m llama_cpp.server, vLLM, Ollama) instead of a local model.",
 )
 
 
@@ -67,6 +77,7 @@ class _QuietDisconnect(logging.Filter):
 @main.command()
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP instead of stdio.")
 @model_option
+@url_option
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Write the server log here.")
 @click.option(
     "--log-level",
@@ -74,7 +85,9 @@ class _QuietDisconnect(logging.Filter):
     default="warning",
     show_default=True,
 )
-def serve(tcp: str | None, model: str | None, log_file: str | None, log_level: str) -> None:
+def serve(
+    tcp: str | None, model: str | None, url: str | None, log_file: str | None, log_level: str
+) -> None:
     """Run the language server (stdio by default)."""
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
@@ -87,7 +100,7 @@ def serve(tcp: str | None, model: str | None, log_file: str | None, log_level: s
     handler.addFilter(_QuietDisconnect())
     from lsp_server.server import create_server
 
-    server = create_server(overrides=_overrides(model))
+    server = create_server(overrides=_overrides(model, url=url))
     try:
         if tcp:
             host, _, port = tcp.rpartition(":")
@@ -116,6 +129,7 @@ def _parse_location(location: str) -> tuple[Path, int, int | None]:
 @main.command()
 @click.argument("location")
 @model_option
+@url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--max-tokens", type=int, help="Cap on generated tokens (completion.max_tokens).")
 @click.option(
@@ -125,6 +139,7 @@ def _parse_location(location: str) -> tuple[Path, int, int | None]:
 def complete(
     location: str,
     model: str | None,
+    url: str | None,
     as_json: bool,
     max_tokens: int | None,
     multiline: str | None,
@@ -149,7 +164,7 @@ def complete(
         extra["completion.multiline"] = multiline
     if no_healing:
         extra["completion.token_healing"] = False
-    settings = _settings(_overrides(model, extra))
+    settings = _settings(_overrides(model, extra, url))
 
     document = Document(path.resolve().as_uri(), language_for_path(str(path)), 0, text, "utf-32")
     lines = document.line_count()
@@ -182,6 +197,8 @@ def complete(
     completer = Completer(worker, settings.model_spec(), gate=gate)
     result = asyncio.run(completer.complete(document, offset, settings.completion, automatic=False))
     worker.stop()
+    if result.reason.startswith("no model:"):  # e.g. the inference server is down
+        raise click.ClickException(f"{result.reason}\nRun `hintwise doctor` for details.")
 
     if as_json:
         payload = result.to_json()
@@ -232,13 +249,14 @@ def complete(
 
 @main.command()
 @model_option
+@url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-speed", is_flag=True, help="Skip the prompt/decode speed measurement.")
-def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
+def doctor(model: str | None, url: str | None, as_json: bool, no_speed: bool) -> None:
     """Check the installation: model, FIM support, speed, data directory, grammars."""
     from lsp_server.doctor import render, run_checks
 
-    report = run_checks(_settings(_overrides(model)), measure=not no_speed)
+    report = run_checks(_settings(_overrides(model, url=url)), measure=not no_speed)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -247,13 +265,17 @@ def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
 
 
 def _register_groups() -> None:
+    from lsp_server.explain_cli import explain_command
     from lsp_server.feedback_cli import feedback
     from lsp_server.gate_cli import gate
     from lsp_server.models_cli import models
+    from lsp_server.review_cli import review_command
 
     main.add_command(feedback)
     main.add_command(gate)
     main.add_command(models)
+    main.add_command(review_command)
+    main.add_command(explain_command)
 
 
 _register_groups()

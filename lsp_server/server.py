@@ -24,6 +24,7 @@ from lsp_server.documents import DocumentStore
 from lsp_server.feedback import FeedbackTracker
 from lsp_server.gate import Gatekeeper
 from lsp_server.gate_retrain import Retrainer
+from lsp_server.reviewer import Insights
 from models.worker import ModelWorker
 from telemetry import NullWriter, Privacy, Writer, default_path, purge
 
@@ -78,6 +79,10 @@ class HintwiseServer(LanguageServer):
         self.clock: Clock | None = None
         self._telemetry_spec: tuple | None = None
         self.worker: ModelWorker | None = None
+        # Explanations and reviews on an engine of their own (see `worker_for`), by choice.
+        self.feature_workers: dict[str, ModelWorker] = {}
+        self._feature_specs: dict[str, tuple] = {}
+        self.engine_health: dict[str, dict] = {}
         self.completer: Completer | None = None
         self.gate: Gatekeeper | None = None
         self.retrainer: Retrainer | None = None
@@ -87,6 +92,7 @@ class HintwiseServer(LanguageServer):
         self.last_change: dict[str, float] = {}
         self.cursor_timers: dict[str, Timer] = {}
         self._model_spec: tuple | None = None
+        self.insights = Insights()
 
     # -- messages --------------------------------------------------------------------------
 
@@ -142,10 +148,11 @@ class HintwiseServer(LanguageServer):
         self.start_telemetry()
         self.start_gate()
 
-    def _spec(self) -> tuple:
+    def _spec(self, choice: engine_setup.EngineChoice | None = None) -> tuple:
         s = self.settings
         return (
-            s.model_spec(),
+            choice or engine_setup.choice_for(s, "completion"),
+            s.engine,
             s.model.context_length,
             s.model.threads,
             s.model.gpu_layers,
@@ -153,20 +160,104 @@ class HintwiseServer(LanguageServer):
         )
 
     def start_model(self) -> None:
-        """Start the model worker, or reload it when the model settings changed."""
+        """Start the model worker, or reload it when the model settings changed; then the
+        workers of explanations and reviews, if they have engines of their own."""
         spec = self._spec()
-        if spec == self._model_spec:
-            return
-        self._model_spec = spec
-        settings = self.settings
-        if self.worker is None:
-            self.worker = engine_setup.start_worker(settings, self.tell, self._model_state_changed)
-            self.completer = Completer(self.worker, settings.model_label())
-        else:
-            self.worker.reload(lambda: engine_setup.load_engine(settings, self.tell))
-            engine_setup.submit_prepare(self.worker)
-            if self.completer is not None:
-                self.completer.model_name = settings.model_label()
+        if spec != self._model_spec:
+            self._model_spec = spec
+            settings = self.settings
+            choice = engine_setup.choice_for(settings, "completion")
+            on_status = self._engine_status_callback("completion", choice)
+            if self.worker is None:
+                self.worker = engine_setup.start_worker(
+                    settings, self.tell, self._model_state_changed, choice, on_status
+                )
+                self.completer = Completer(self.worker, settings.model_label())
+            else:
+                self.worker.reload(
+                    lambda: engine_setup.load_choice(settings, choice, self.tell, on_status)
+                )
+                engine_setup.submit_prepare(self.worker)
+                if self.completer is not None:
+                    self.completer.model_name = settings.model_label()
+        self._start_feature_workers()
+
+    def _start_feature_workers(self) -> None:
+        """One worker per distinct engine that explanations or reviews use apart from the
+        completion worker: a different local model, or any server (so a long explanation
+        never waits in front of a keystroke; the server runs both at once)."""
+        completion_choice = engine_setup.choice_for(self.settings, "completion")
+        wanted: dict[str, tuple] = {}
+        for feature in ("explain", "review"):
+            choice = engine_setup.choice_for(self.settings, feature)
+            if choice.kind == "local" and choice == completion_choice:
+                continue
+            wanted[feature] = self._spec(choice)
+        by_spec = {self._feature_specs[f]: w for f, w in self.feature_workers.items()}
+        kept: dict[str, ModelWorker] = {}
+        for feature, spec in wanted.items():
+            worker = by_spec.get(spec) or next((kept[f] for f in kept if wanted[f] == spec), None)
+            if worker is None:
+                choice = spec[0]
+                worker = engine_setup.start_worker(
+                    self.settings,
+                    self.tell,
+                    lambda state, detail, f=feature: self._feature_state_changed(f, state, detail),
+                    choice,
+                    self._engine_status_callback(feature, choice),
+                    name=f"hintwise-{feature}",
+                )
+            kept[feature] = worker
+        for worker in set(self.feature_workers.values()):
+            if worker not in kept.values():
+                worker.stop(timeout=0.5)
+        self.feature_workers = kept
+        self._feature_specs = {feature: wanted[feature] for feature in kept}
+
+    def worker_for(self, feature: str) -> ModelWorker:
+        """The model worker serving a feature ("completion" | "explain" | "review"): its own
+        when `explain_engine` / `review_engine` name another engine, else the completion
+        worker. Raises ModelUnavailable when no model was started."""
+        worker = self.feature_workers.get(feature, self.worker)
+        if worker is None:
+            from models.worker import ModelUnavailable
+
+            raise ModelUnavailable("the model has not been started")
+        return worker
+
+    def _engine_status_callback(self, feature: str, choice: engine_setup.EngineChoice):
+        """Tell the user once when a server goes down, gets slow, refuses, or comes back."""
+
+        def changed(state: str, message: str) -> None:
+            previous = self.engine_health.get(feature, {}).get("state")
+            self.engine_health[feature] = {
+                "state": state,
+                "message": message,
+                "engine": choice.label(),
+            }
+            used_by = "completions" if feature == "completion" else f"{feature} requests"
+            if state == "ok":
+                if previous not in (None, "ok"):
+                    self.tell(f"hintwise: the inference server is back ({message}).")
+                else:
+                    self.note(f"hintwise: {used_by} use {choice.label()} ({message})")
+            elif state == "refused":
+                self.tell(f"hintwise: {message}", types.MessageType.Error)
+            else:
+                self.tell(
+                    f"hintwise: {message}. No {used_by} until it answers; "
+                    "`hintwise doctor` checks the connection.",
+                    types.MessageType.Warning,
+                )
+
+        return changed
+
+    def _feature_state_changed(self, feature: str, state: str, detail: str | None) -> None:
+        if state == "failed":
+            self.tell(
+                f"hintwise: no model for {feature}: {detail}. Run `hintwise doctor` for details.",
+                types.MessageType.Error,
+            )
 
     def _model_state_changed(self, state: str, detail: str | None) -> None:
         self.model_state, self.model_error = state, detail
@@ -288,6 +379,8 @@ class HintwiseServer(LanguageServer):
         return values
 
     def stop(self) -> None:
+        for worker in set(self.feature_workers.values()):
+            worker.stop(timeout=1.0)
         if self.worker is not None:
             self.worker.stop(timeout=2.0)
         self.writer.close(timeout=3.0)
@@ -297,11 +390,13 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, feedback, lifecycle
+    from lsp_server.features import completion, documents, explain, feedback, lifecycle, review
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
     documents.register(server)
     completion.register(server)
     feedback.register(server)
+    review.register(server)
+    explain.register(server)
     return server

@@ -13,13 +13,17 @@ import hashlib
 import os
 import re
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.gguf import GGUFError, read_header
 
-HF_URL = "https://huggingface.co/{repo}/resolve/{revision}/{file}"
+HF_URL = "{endpoint}/{repo}/resolve/{revision}/{file}"
+# huggingface_hub's own variable for a mirror or a private hub; the hub itself by default.
+HF_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 20
 
 
@@ -31,10 +35,44 @@ class DownloadError(RuntimeError):
 class Source:
     url: str
     filename: str
+    hub: bool = False  # a Hugging Face hub file: it publishes the file's sha256
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def published_sha256(source: Source, timeout: float = 30.0) -> str | None:
+    """The sha256 the hub publishes for a file, or None.
+
+    The hub answers a HEAD on a `resolve` URL of a large (LFS) file with a redirect to its
+    storage and the header `X-Linked-Etag`, which is the file's sha256; read it before following
+    the redirect (the storage's own ETag is something else)."""
+    request = urllib.request.Request(source.url, method="HEAD", headers={"User-Agent": "hintwise"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        response = opener.open(request, timeout=timeout)
+        headers = response.headers
+        response.close()
+    except urllib.error.HTTPError as error:  # the 3xx lands here with redirects off
+        headers = error.headers
+    except (urllib.error.URLError, OSError) as error:
+        raise DownloadError(
+            f"cannot reach {source.url}: {getattr(error, 'reason', error)}"
+        ) from None
+    for name in ("X-Linked-Etag", "ETag"):
+        value = (headers.get(name) or "").strip().removeprefix("W/").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", value):
+            return value
+    return None
 
 
 def resolve(source: str) -> Source:
-    """A URL, or `hf:OWNER/REPO/FILE.gguf[@REVISION]` for a file on the Hugging Face hub."""
+    """A URL, or `hf:OWNER/REPO/FILE.gguf[@REVISION]` (also `hf://...`) for a file on the
+    Hugging Face hub (or the hub at $HF_ENDPOINT)."""
+    if source.startswith("hf://"):
+        source = "hf:" + source.removeprefix("hf://")
     if source.startswith("hf:"):
         match = re.fullmatch(r"hf:([\w.-]+/[\w.-]+)/(.+?\.gguf)(?:@([\w./-]+))?", source)
         if match is None:
@@ -43,7 +81,9 @@ def resolve(source: str) -> Source:
                 "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
             )
         repo, file, revision = match.group(1), match.group(2), match.group(3) or "main"
-        return Source(HF_URL.format(repo=repo, revision=revision, file=file), Path(file).name)
+        endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or HF_ENDPOINT
+        url = HF_URL.format(endpoint=endpoint, repo=repo, revision=revision, file=file)
+        return Source(url, Path(file).name, hub=True)
     if re.match(r"https?://", source):
         name = Path(source.split("?", 1)[0].split("#", 1)[0]).name
         if not name:
@@ -63,9 +103,6 @@ def pull(
 
     `progress(bytes_so_far, total_or_None)` is called as data arrives. Raises DownloadError.
     """
-    import urllib.error
-    import urllib.request
-
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / source.filename
     part = target.with_name(target.name + ".part")

@@ -32,6 +32,11 @@ class Files:
         self.ignore_range: set[str] = set()
         self.claimed_size: dict[str, int] = {}
         self.ranges: list[str | None] = []
+        # Hub-style redirects (path → location) and extra headers on them, as the hub's
+        # `resolve` URLs answer: 302 to the storage, with X-Linked-Etag = the file's sha256.
+        self.redirects: dict[str, str] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self.methods: list[str] = []
 
 
 def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
@@ -39,7 +44,26 @@ def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args) -> None:
             pass
 
+        def _redirect(self) -> bool:
+            files.methods.append(f"{self.command} {self.path}")
+            location = files.redirects.get(self.path)
+            if location is None:
+                return False
+            self.send_response(302)
+            self.send_header("Location", location)
+            for name, value in files.headers.get(self.path, {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
+        def do_HEAD(self) -> None:
+            if not self._redirect():
+                self.send_error(404 if self.path not in files.paths else 405)
+
         def do_GET(self) -> None:
+            if self._redirect():
+                return
             entry = files.paths.get(self.path)
             if entry is None:
                 self.send_error(404, "Not Found")
@@ -96,11 +120,14 @@ def _source(files: Files, name: str) -> Source:
     return Source(f"{files.base}/{name}", name)
 
 
-def test_sources():
+def test_sources(monkeypatch):
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
     assert resolve("hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/q4.gguf") == Source(
         "https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/resolve/main/q4.gguf",
         "q4.gguf",
+        hub=True,
     )
+    assert resolve("hf://o/r/m.gguf") == resolve("hf:o/r/m.gguf")
     assert (
         resolve("hf:o/r/sub/m.gguf@v1.0").url
         == "https://huggingface.co/o/r/resolve/v1.0/sub/m.gguf"
@@ -207,3 +234,71 @@ def test_pull_then_complete_with_the_pulled_model(
     assert failed.returncode == 1
     assert "HTTP 404" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_add_a_local_file_after_checking_it(gemma_path, server_env, tmp_path):
+    env = {**server_env, "HINTWISE_DATA_DIR": str(tmp_path / "data")}
+    added = _hintwise(["models", "add", str(gemma_path), "--name", "mine.gguf"], env)
+    assert added.returncode == 0, added.stderr
+    assert "gemma3 270M, Q4_K_M, no FIM, context 32,768" in added.stdout
+    linked = tmp_path / "data" / "models" / "mine.gguf"
+    assert linked.is_symlink() and linked.resolve() == gemma_path.resolve()
+
+    listed = json.loads(_hintwise(["models", "list", "--json"], env).stdout)
+    [card] = listed["files"]
+    assert card["file"] == "mine.gguf"
+    assert (card["family"], card["parameters"], card["quantization"]) == (
+        "gemma3",
+        "270M",
+        "Q4_K_M",
+    )
+    assert card["context_length"] == 32768 and card["fim"] is None
+    smollm2 = next(entry for entry in listed["bundled"] if entry["name"] == "smollm2-135m")
+    assert smollm2["card"]["chat_template"] == "chatml"
+    assert smollm2["card"]["quantization"] == "Q4_1"
+    text = _hintwise(["models", "list"], env).stdout
+    assert "mine.gguf" in text and "chat template chatml" in text
+
+
+def test_add_refuses_what_llama_cpp_cannot_load(server_env, tmp_path):
+    env = {**server_env, "HINTWISE_DATA_DIR": str(tmp_path / "data")}
+    alien = write_vocab_gguf(tmp_path / "alien.gguf", ["a", "b"], architecture="notamodel")
+    refused = _hintwise(["models", "add", str(alien)], env)
+    assert refused.returncode == 1
+    assert "unknown model architecture: 'notamodel'" in refused.stderr
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model\n" * 50)
+    refused = _hintwise(["models", "add", str(text)], env)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert not (tmp_path / "data" / "models").exists() or not any(
+        (tmp_path / "data" / "models").iterdir()
+    )
+
+
+def test_add_from_the_hub_checks_the_published_sha256(files, gemma_path, server_env, tmp_path):
+    """A hub look-alike on loopback (HF_ENDPOINT): `resolve` redirects to the storage and
+    publishes the sha256 in X-Linked-Etag, as huggingface.co does."""
+    env = {
+        **server_env,
+        "HINTWISE_DATA_DIR": str(tmp_path / "data"),
+        "HF_ENDPOINT": files.base,
+        "NO_PROXY": "127.0.0.1",
+    }
+    digest = hashlib.sha256(gemma_path.read_bytes()).hexdigest()
+    resolve_path = "/google/gemma-GGUF/resolve/main/gemma.gguf"
+    files.paths["/storage/blob"] = gemma_path
+    files.redirects[resolve_path] = f"{files.base}/storage/blob"
+    files.headers[resolve_path] = {"X-Linked-Etag": f'"{digest}"', "ETag": '"W/123"'}
+    added = _hintwise(["models", "add", "hf://google/gemma-GGUF/gemma.gguf"], env)
+    assert added.returncode == 0, added.stderr
+    assert f"Checksum (sha256, published by the hub): {digest}" in added.stderr
+    assert f"HEAD {resolve_path}" in files.methods and "GET /storage/blob" in files.methods
+    saved = tmp_path / "data" / "models" / "gemma.gguf"
+    assert saved.stat().st_size == gemma_path.stat().st_size and not saved.is_symlink()
+
+    files.headers[resolve_path] = {"X-Linked-Etag": '"' + "0" * 64 + '"'}
+    spoiled = _hintwise(
+        ["models", "add", "hf://google/gemma-GGUF/gemma.gguf", "--name", "b.gguf"], env
+    )
+    assert spoiled.returncode == 1 and "sha256" in spoiled.stderr
+    assert not (tmp_path / "data" / "models" / "b.gguf").exists()

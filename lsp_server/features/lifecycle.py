@@ -47,14 +47,30 @@ def _last(server: HintwiseServer, with_prompt: bool) -> dict | None:
     last = counters.last.to_json()
     if with_prompt and counters.last.engine is not None:
         last["prompt_ids"] = list(counters.last.engine.prompt)
+        last["prompt_text"] = counters.last.engine.prompt_text
     return last
+
+
+def engines(server: HintwiseServer) -> dict:
+    """Per feature: which engine, and for a server its health (up, down, slow, refused)."""
+    from lsp_server.engine_setup import FEATURES, choice_for
+
+    result = {}
+    for feature in FEATURES:
+        worker = server.feature_workers.get(feature, server.worker)
+        engine = worker.engine if worker is not None else None
+        entry = {"engine": choice_for(server.settings, feature).label()}
+        if engine is not None and hasattr(engine, "status"):
+            entry.update(engine.status())
+        result[feature] = entry
+    return result
 
 
 def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
     """What the server is doing, for editor status bars, tests and benchmarks.
 
-    `with_prompt` adds the token ids of the last prompt (bench/latency.py replays them on a
-    bare llama.cpp to compare like with like)."""
+    `with_prompt` adds the token ids and text of the last prompt (bench/latency.py replays them
+    on a bare llama.cpp, or sends the text straight to the server, to compare like with like)."""
     engine = server.worker.engine if server.worker is not None else None
     counters = server.completer.counters if server.completer is not None else None
     return {
@@ -64,6 +80,7 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
         "error": server.model_error,
         "fim": engine.info.fim_family if engine is not None else None,
         "prepared": bool(engine is not None and getattr(engine, "prepared", False)),
+        "engines": engines(server),
         "documents": len(server.documents),
         "suggestions": server.feedback.counts() if server.feedback is not None else {},
         "telemetry": {
