@@ -69,8 +69,14 @@ async def test_a_server_killed_mid_request_then_restarted(server_env, llama_serv
         open_document(client, URI, text)
         assert (await inline(client, URI, BODY_LINE, BODY_COLUMN)).items  # warm and working
 
+        posts = llama_server.log_text().count("POST /v1/completions")
         request = asyncio.ensure_future(inline(client, URI, last_line, 4))
-        await asyncio.sleep(1.0)
+        # Kill it as soon as the server has started streaming this answer (its access log line
+        # comes with the response headers): a fixed sleep raced a fast, quiet machine.
+        deadline = time.monotonic() + 20
+        while llama_server.log_text().count("POST /v1/completions") == posts:
+            assert time.monotonic() < deadline, "the request never reached the server"
+            await asyncio.sleep(0.01)
         assert not request.done()
         llama_server.kill()
         started = time.monotonic()
