@@ -327,7 +327,13 @@ class Completer:
             )
         text, reason = finished.text, finished.reason
         if text and self.gate is not None and gate_data is not None:
-            _, post = self.gate.after(gate_data, text, completion.token_logprobs, automatic)
+            _, post = self.gate.after(
+                gate_data,
+                text,
+                completion.token_logprobs,
+                automatic,
+                tokens=completion.generated_tokens or None,
+            )
             verdicts["post"] = post
             latency["gate"] = verdicts["pre"].ms + post.ms
             if not post.passed:

@@ -105,9 +105,12 @@ def request_input(text: str, offset: int, ctx: CursorContext, history: History) 
     )
 
 
-def with_suggestion(data: GateInput, text: str, logprobs: list[float]) -> GateInput:
+def with_suggestion(
+    data: GateInput, text: str, logprobs: list[float], tokens: int | None = None
+) -> GateInput:
     return replace(
-        data, suggestion=gate_inputs.suggestion(data.prefix, text, logprobs, data.language)
+        data,
+        suggestion=gate_inputs.suggestion(data.prefix, text, logprobs, data.language, tokens),
     )
 
 
@@ -215,10 +218,16 @@ class Gatekeeper:
         return data, self._verdict("pre", pre_features(data), automatic)
 
     def after(
-        self, data: GateInput, text: str, logprobs: list[float], automatic: bool
+        self,
+        data: GateInput,
+        text: str,
+        logprobs: list[float],
+        automatic: bool,
+        tokens: int | None = None,
     ) -> tuple[GateInput, Verdict]:
-        """Score a generated suggestion; `passed` False means: do not show it."""
-        data = with_suggestion(data, text, logprobs)
+        """Score a generated suggestion; `passed` False means: do not show it. Without
+        log-probabilities (some remote servers) those features are missing, not zero."""
+        data = with_suggestion(data, text, logprobs, tokens)
         return data, self._verdict("post", post_features(data), automatic)
 
     def describe(self) -> dict:

@@ -59,11 +59,14 @@ def breaks_parse(prefix: str, text: str, language_id: str) -> bool | None:
     return count_errors(after.root_node) > count_errors(before.root_node)
 
 
-def suggestion(prefix: str, text: str, logprobs: list[float], language_id: str) -> Suggestion:
-    """The post-generation facts of a suggestion with its per-token natural-log probabilities."""
+def suggestion(
+    prefix: str, text: str, logprobs: list[float], language_id: str, tokens: int | None = None
+) -> Suggestion:
+    """The post-generation facts of a suggestion with its per-token natural-log probabilities
+    (a remote server may give none: then only the token count, if known)."""
     return Suggestion(
         text=text,
-        tokens=len(logprobs),
+        tokens=len(logprobs) if logprobs else tokens,
         mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
         min_logprob=min(logprobs) if logprobs else None,
         breaks_parse=breaks_parse(prefix, text, language_id),

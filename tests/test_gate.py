@@ -83,7 +83,9 @@ def test_features_are_the_same_at_training_and_serving_time():
         served = request_input(document.text, offset, ctx, history)
         measurements = row["copilot_measurements"]
         logprobs = [measurements["meanLogProb"]] * int(measurements["numTokens"])
-        served = with_suggestion(served, row["suggestion"], logprobs)
+        served = with_suggestion(
+            served, row["suggestion"], logprobs, int(measurements["numTokens"])
+        )
         # CUPS's documentLength counts the logged prompt header too
         served = type(served)(**{**served.__dict__, "document_chars": trained.document_chars})
         served = type(served)(**{**served.__dict__, "cursor_offset": trained.cursor_offset})

@@ -70,7 +70,7 @@ class Suggestion:
     """A generated suggestion and what the model thought of it."""
 
     text: str
-    tokens: int
+    tokens: int | None
     mean_logprob: float | None  # natural log, per token
     min_logprob: float | None = None
     breaks_parse: bool | None = None  # more syntax errors with it inserted than without
@@ -215,7 +215,7 @@ def post_features(data: GateInput) -> list[float]:
         *pre_features(data),
         float(len(text)),
         float(text.count("\n") + 1),
-        float(suggestion.tokens),
+        _nan(suggestion.tokens),
         _nan(suggestion.mean_logprob),
         _nan(suggestion.min_logprob),
         repeats_suffix,
