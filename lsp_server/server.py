@@ -263,11 +263,12 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, feedback, lifecycle
+    from lsp_server.features import completion, documents, editor, feedback, lifecycle
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
     documents.register(server)
     completion.register(server)
     feedback.register(server)
+    editor.register(server)
     return server
