@@ -1,0 +1,267 @@
+// The extension in a real VS Code: code-server 4.100.3 (VS Code 1.100.3) in headless Chromium,
+// driven by playwright-core like a user: open a Python file, get ghost text from the real server
+// and model, accept it with Tab, save, run commands from the palette. Records what it saw as JSON
+// (tests/test_vscode.py makes the assertions) and keeps screenshots.
+//
+// Environment:
+//   HWTEST_CODE_SERVER   the code-server install (editors/vscode/scripts/install-code-server.sh)
+//   HWTEST_VSIX          the packaged extension
+//   HWTEST_HINTWISE      the `hintwise` executable (set as hintwise.server.path)
+//   HWTEST_WORKSPACE     a folder holding primes.py
+//   HWTEST_HOME          a scratch folder for code-server's state
+//   HWTEST_OUT           where to write the JSON record
+//   HWTEST_SHOTS         a folder for screenshots
+//   HWTEST_CHROMIUM      the browser (default /usr/bin/chromium)
+//   HWTEST_SETTINGS      JSON object of extra user settings
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { chromium } = require("playwright-core");
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set`);
+  return value;
+};
+const codeServerDir = env("HWTEST_CODE_SERVER");
+const vsix = env("HWTEST_VSIX");
+const hintwise = env("HWTEST_HINTWISE");
+const workspace = env("HWTEST_WORKSPACE");
+const home = env("HWTEST_HOME");
+const outPath = env("HWTEST_OUT");
+const shots = env("HWTEST_SHOTS");
+const browserPath = env("HWTEST_CHROMIUM", "/usr/bin/chromium");
+const extraSettings = JSON.parse(env("HWTEST_SETTINGS", "{}"));
+const STEP_MS = Number(env("HWTEST_STEP_TIMEOUT_MS", "60000"));
+
+const started = Date.now();
+const obs = { done: false, steps: [], notifications: [] };
+const flush = () => fs.writeFileSync(outPath, JSON.stringify({ ...obs, elapsed_ms: Date.now() - started }, null, 1));
+const step = (name, fields = {}) => {
+  obs.steps.push({ name, at_ms: Date.now() - started, ...fields });
+  flush();
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const bin = path.join(codeServerDir, "node_modules", ".bin", "code-server");
+const userData = path.join(home, "user-data");
+const extensions = path.join(home, "extensions");
+const serverEnv = {
+  ...process.env,
+  HOME: home,
+  XDG_CONFIG_HOME: path.join(home, "config"),
+  XDG_DATA_HOME: path.join(home, "data"),
+  XDG_CACHE_HOME: path.join(home, "cache"),
+};
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+async function main() {
+  // 1. Install the .vsix the way a user does.
+  const install = spawnSync(
+    bin,
+    ["--extensions-dir", extensions, "--user-data-dir", userData, "--install-extension", vsix],
+    { env: serverEnv, encoding: "utf8", timeout: 120000 },
+  );
+  obs.install = { status: install.status, stdout: install.stdout.slice(-2000), stderr: install.stderr.slice(-2000) };
+  step("installed");
+  if (install.status !== 0) return;
+
+  const settings = {
+    "hintwise.server.path": hintwise,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": false,
+    "workbench.enableExperiments": false,
+    "security.workspace.trust.enabled": false,
+    "extensions.ignoreRecommendations": true,
+    "editor.inlineSuggest.enabled": true,
+    "editor.quickSuggestions": { other: false, comments: false, strings: false },
+    "editor.suggestOnTriggerCharacters": false,
+    "files.autoSave": "off",
+    "telemetry.telemetryLevel": "off",
+    "window.commandCenter": false,
+    ...extraSettings,
+  };
+  fs.mkdirSync(path.join(userData, "User"), { recursive: true });
+  fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify(settings, null, 1));
+
+  // 2. Start code-server.
+  const port = await freePort();
+  const server = spawn(
+    bin,
+    [
+      "--bind-addr", `127.0.0.1:${port}`, "--auth", "none", "--disable-telemetry",
+      "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
+      "--extensions-dir", extensions, "--user-data-dir", userData, workspace,
+    ],
+    { env: serverEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  let serverLog = "";
+  server.stdout.on("data", (d) => (serverLog += d));
+  server.stderr.on("data", (d) => (serverLog += d));
+  const stopServer = () => {
+    try {
+      process.kill(-server.pid, "SIGTERM");
+    } catch {}
+  };
+  process.on("exit", stopServer);
+
+  let browser;
+  try {
+    const t0 = Date.now();
+    while (!serverLog.includes("HTTP server listening")) {
+      if (Date.now() - t0 > STEP_MS) throw new Error(`code-server did not start:\n${serverLog}`);
+      await sleep(100);
+    }
+    step("code-server up", { port });
+
+    browser = await chromium.launch({ executablePath: browserPath, headless: true, args: ["--no-sandbox"] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    page.on("pageerror", (e) => obs.notifications.push({ pageerror: String(e) }));
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await page.waitForSelector(".monaco-workbench", { timeout: STEP_MS });
+    await page.waitForSelector(".explorer-folders-view, .monaco-list", { timeout: STEP_MS });
+    step("workbench");
+
+    const palette = async (text) => {
+      await page.keyboard.press("F1");
+      const input = page.locator(".quick-input-widget input");
+      await input.waitFor({ timeout: STEP_MS });
+      await input.fill(`>${text}`);
+      await sleep(400);
+      await page.keyboard.press("Enter");
+    };
+    const notifications = async () =>
+      page.$$eval(".notification-list-item-message", (nodes) => nodes.map((n) => n.textContent));
+
+    // 3. Open primes.py from the explorer.
+    await page.locator('.monaco-list-row[aria-label*="primes.py"]').first().click({ timeout: STEP_MS });
+    await page.waitForSelector('.monaco-editor[data-uri$="primes.py"], .tab[aria-label*="primes.py"]', { timeout: STEP_MS });
+    await page.locator(".monaco-editor .view-lines").first().click();
+    step("opened");
+
+    // The status bar shows the model state once the server answers.
+    const statusText = async () =>
+      page.$$eval(".statusbar-item", (items) => items.map((i) => i.textContent || "").find((t) => t.includes("gate")) ?? null);
+    let t0s = Date.now();
+    while (!((await statusText()) ?? "").includes("ready")) {
+      if (Date.now() - t0s > STEP_MS) break;
+      await sleep(250);
+    }
+    obs.status_before = await statusText();
+    step("server ready", { status: obs.status_before });
+
+    // 4. Go to line 15, column 13 (end of the blank, indented line) and type.
+    await palette("Go to Line/Column");
+    await page.keyboard.type("15:13");
+    await page.keyboard.press("Enter");
+    await sleep(300);
+    await page.keyboard.type("r");
+    const ghostText = async () =>
+      page.$$eval(".ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text", (nodes) =>
+        nodes.map((n) => n.textContent).join(""),
+      );
+    let shown = await page
+      .waitForSelector(".ghost-text-decoration, .ghost-text", { timeout: STEP_MS })
+      .then(() => true, () => false);
+    if (!shown) {
+      // ask explicitly (Trigger Inline Suggestion)
+      await page.keyboard.press("Alt+Backslash");
+      shown = await page.waitForSelector(".ghost-text-decoration, .ghost-text", { timeout: STEP_MS }).then(() => true, () => false);
+    }
+    await sleep(500); // let the suggestion settle before the screenshot
+    obs.ghost = { shown, text: shown ? await ghostText() : null };
+    obs.status_generating_done = await statusText();
+    await page.screenshot({ path: path.join(shots, "vscode-ghost-text.png") });
+    step("ghost text", obs.ghost);
+
+    // 5. Tab accepts; save; the status bar picks up today's acceptance.
+    if (shown) {
+      await page.keyboard.press("Tab");
+      await sleep(400);
+      obs.ghost_after_tab = await ghostText();
+      await page.keyboard.press("Control+S");
+      t0s = Date.now();
+      while (!/[1-9]\d*% today/.test((await statusText()) ?? "")) {
+        if (Date.now() - t0s > STEP_MS) break;
+        await sleep(250);
+      }
+      obs.status_after_accept = await statusText();
+      await page.screenshot({ path: path.join(shots, "vscode-accepted.png") });
+      step("accepted", { status: obs.status_after_accept });
+    }
+
+    // 6. Review diagnostics after the save (when the server reviews).
+    if (process.env.HWTEST_EXPECT_REVIEW === "1") {
+      t0s = Date.now();
+      let markers = 0;
+      while (markers === 0 && Date.now() - t0s < 2 * STEP_MS) {
+        markers = await page.$$eval(".squiggly-error, .squiggly-warning, .squiggly-info, .squiggly-hint", (n) => n.length);
+        await sleep(500);
+      }
+      obs.review = { markers };
+      await page.screenshot({ path: path.join(shots, "vscode-review.png") });
+      step("review", obs.review);
+    }
+
+    // 7. Feedback stats in the side panel.
+    await palette("hintwise: Show feedback stats");
+    obs.stats_panel = await page
+      .waitForSelector('.tab[aria-label*="hintwise: feedback stats"]', { timeout: STEP_MS })
+      .then(() => true, () => false);
+    step("stats panel", { shown: obs.stats_panel });
+
+    // 8. Explain: with no diagnostic at the cursor it asks for the message.
+    if (process.env.HWTEST_EXPECT_EXPLAIN === "1") {
+      await page.locator(".monaco-editor .view-lines").first().click();
+      await palette("hintwise: Explain error at cursor");
+      const input = page.locator(".quick-input-widget input");
+      await input.waitFor({ timeout: STEP_MS });
+      await input.fill("NameError: name 'limit' is not defined");
+      await page.keyboard.press("Enter");
+      obs.explain = {
+        panel: await page
+          .waitForSelector('.tab[aria-label*="hintwise: explanation"]', { timeout: 3 * STEP_MS })
+          .then(() => true, () => false),
+      };
+      await sleep(1000);
+      await page.screenshot({ path: path.join(shots, "vscode-explain.png") });
+      step("explain", obs.explain);
+    }
+
+    obs.notifications.push(...((await notifications()) ?? []).map((message) => ({ message })));
+    obs.status_final = await statusText();
+    obs.done = true;
+    step("done");
+  } finally {
+    obs.code_server_log = serverLog.slice(-4000);
+    flush();
+    if (browser) await browser.close().catch(() => {});
+    stopServer();
+  }
+}
+
+main().then(
+  () => {
+    flush();
+    process.exit(0);
+  },
+  (error) => {
+    obs.error = String(error && error.stack ? error.stack : error);
+    flush();
+    process.exit(1);
+  },
+);
