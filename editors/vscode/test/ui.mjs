@@ -204,6 +204,52 @@ async function main() {
       step("accepted", { status: obs.status_after_accept });
     }
 
+    // 5b. A new function: Ctrl+Right accepts a word (reported as a partial acceptance).
+    const waitGhost = async () => {
+      let ok = await page.waitForSelector(".ghost-text-decoration, .ghost-text", { timeout: STEP_MS }).then(() => true, () => false);
+      if (!ok) {
+        await page.keyboard.press("Alt+Backslash");
+        ok = await page.waitForSelector(".ghost-text-decoration, .ghost-text", { timeout: STEP_MS }).then(() => true, () => false);
+      }
+      await sleep(300);
+      return ok;
+    };
+    await page.keyboard.press("Control+End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type("def is_even(n: int) -> bool:");
+    await page.keyboard.press("Enter");
+    obs.word = { shown: await waitGhost() };
+    obs.word.text = obs.word.shown ? await ghostText() : null;
+    if (obs.word.shown) {
+      await page.keyboard.press("Control+ArrowRight");
+      await sleep(500);
+      obs.word.after = await ghostText();
+      await page.keyboard.press("Escape");
+      await sleep(200);
+    }
+    step("accept word", obs.word);
+
+    // 5c. Another: Escape dismisses (reported as a rejection).
+    await page.keyboard.press("End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Home");
+    await page.keyboard.press("Shift+End");
+    await page.keyboard.press("Delete");
+    await page.keyboard.type("def square(x: float) -> float:");
+    await page.keyboard.press("Enter");
+    obs.dismiss = { shown: await waitGhost() };
+    obs.dismiss.text = obs.dismiss.shown ? await ghostText() : null;
+    if (obs.dismiss.shown) {
+      await page.keyboard.press("Escape");
+      await sleep(500);
+      obs.dismiss.after = await ghostText();
+    }
+    await page.keyboard.press("Control+S");
+    await sleep(300);
+    step("dismiss", obs.dismiss);
+
     // 6. Review diagnostics after the save (when the server reviews).
     if (process.env.HWTEST_EXPECT_REVIEW === "1") {
       t0s = Date.now();
