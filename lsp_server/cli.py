@@ -229,11 +229,15 @@ def doctor(model: str | None, as_json: bool, no_speed: bool) -> None:
 
 
 def _register_groups() -> None:
+    from lsp_server.explain_cli import explain_command
     from lsp_server.feedback_cli import feedback
     from lsp_server.models_cli import models
+    from lsp_server.review_cli import review_command
 
     main.add_command(feedback)
     main.add_command(models)
+    main.add_command(review_command)
+    main.add_command(explain_command)
 
 
 _register_groups()

@@ -79,10 +79,37 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    on_save: bool = True
+    """Review the functions changed since the last review each time a file is saved."""
+    max_per_function: int = 2
+    """Most comments kept for one function."""
+    max_per_file: int = 10
+    """Most comments kept for one file (the most severe first)."""
+    fail_severity: Literal["error", "warning", "info", "never"] = "warning"
+    """`hintwise review` exits with status 1 when a comment at or above this severity exists."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    run: bool = False
+    """Run the failing test or script (sandboxed) to record local variables for explanations.
+    Off by default: it executes workspace code. Set it per workspace."""
+    run_timeout_s: int = 10
+    """Most seconds a traced run may take before it is killed."""
+    run_memory_mb: int = 512
+    """Address-space limit of a traced run."""
+    max_tokens: int = 256
+    """Most tokens in one explanation."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
     data_dir: str = ""
     """Where hintwise keeps the assembled model and (later) its feedback store.
     Default: the platform's user data dir. Env: HINTWISE_DATA_DIR."""
@@ -178,7 +205,7 @@ def _fields(section: Any) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(section)}
 
 
-_SECTIONS = ("model", "completion", "telemetry")
+_SECTIONS = ("model", "completion", "telemetry", "review", "explain")
 _TOP_LEVEL = {"data_dir": str}
 
 

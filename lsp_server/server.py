@@ -22,6 +22,7 @@ from lsp_server.clock import Clock, LoopClock, ManualClock, Timer
 from lsp_server.completion import Completer
 from lsp_server.documents import DocumentStore
 from lsp_server.feedback import FeedbackTracker
+from lsp_server.reviewer import Insights
 from models.worker import ModelWorker
 from telemetry import NullWriter, Privacy, Writer, default_path, purge
 
@@ -83,6 +84,7 @@ class HintwiseServer(LanguageServer):
         self.last_change: dict[str, float] = {}
         self.cursor_timers: dict[str, Timer] = {}
         self._model_spec: tuple | None = None
+        self.insights = Insights()
 
     # -- messages --------------------------------------------------------------------------
 
@@ -162,6 +164,18 @@ class HintwiseServer(LanguageServer):
             engine_setup.submit_prepare(self.worker)
             if self.completer is not None:
                 self.completer.model_name = settings.model_label()
+
+    def worker_for(self, feature: str) -> ModelWorker:
+        """The model worker serving a feature ("completion" | "explain" | "review").
+
+        One worker for all three until per-feature engines exist; raises ModelUnavailable
+        when no model was started.
+        """
+        if self.worker is None:
+            from models.worker import ModelUnavailable
+
+            raise ModelUnavailable("the model has not been started")
+        return self.worker
 
     def _model_state_changed(self, state: str, detail: str | None) -> None:
         self.model_state, self.model_error = state, detail
@@ -263,12 +277,22 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, editor, feedback, lifecycle
+    from lsp_server.features import (
+        completion,
+        documents,
+        editor,
+        explain,
+        feedback,
+        lifecycle,
+        review,
+    )
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
     documents.register(server)
     completion.register(server)
     feedback.register(server)
+    review.register(server)
+    explain.register(server)
     editor.register(server)
     return server
