@@ -81,6 +81,16 @@ vim.notify = function(message, level, opts)
   return notify(message, level, opts)
 end
 
+-- What the server published, per URI: the number of diagnostics in its last publication.
+local published = {}
+local publish = vim.lsp.handlers["textDocument/publishDiagnostics"]
+vim.lsp.handlers["textDocument/publishDiagnostics"] = function(err, result, ctx, config)
+  if type(result) == "table" and result.uri then
+    published[result.uri] = #(result.diagnostics or {})
+  end
+  return publish(err, result, ctx, config)
+end
+
 local function lines(bufnr)
   return vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
 end
@@ -249,9 +259,11 @@ local function main()
   vim.cmd("HintwiseToggle")
   step("toggle")
 
-  -- 6. Review on save (review diagnostics), when the server has it.
+  -- 6. Review on save, when the server has it: the server publishes the file's review
+  -- diagnostics (an empty list when the model has nothing to say); :HintwiseReview reviews the
+  -- whole file and says how many comments it published.
   if vim.tbl_contains(obs.commands, "hintwise.review") then
-    vim.cmd("write")
+    local uri = vim.uri_from_bufnr(bufnr)
     local function review_diagnostics()
       local found = {}
       for _, d in ipairs(vim.diagnostic.get(bufnr)) do
@@ -261,10 +273,21 @@ local function main()
       end
       return found
     end
+    published = {}
+    vim.cmd("write")
     wait_until(function()
-      return #review_diagnostics() > 0
+      return published[uri] ~= nil
     end, 3 * step_timeout)
-    obs.review = { diagnostics = review_diagnostics() }
+    obs.review = { on_save = published[uri], after_save = review_diagnostics() }
+    published = {}
+    commands.last = {}
+    vim.cmd("HintwiseReview")
+    wait_until(function()
+      return commands.last["hintwise.review"] ~= nil and published[uri] ~= nil
+    end, 3 * step_timeout)
+    obs.review.command = commands.last["hintwise.review"]
+    obs.review.published = published[uri]
+    obs.review.diagnostics = review_diagnostics()
     step("review")
   end
 

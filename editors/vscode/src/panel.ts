@@ -101,8 +101,8 @@ export class Panel implements vscode.Disposable {
     this.last = { id: answer.id, kind: "explanation" };
     const html = await renderMarkdown(answer.markdown);
     const buttons = [
-      `<button id="helpful">👍 Helpful</button>`,
-      `<button id="unhelpful" class="secondary">👎 Not helpful</button>`,
+      `<button id="helpful">Helpful</button>`,
+      `<button id="unhelpful" class="secondary">Not helpful</button>`,
       answer.fix ? `<button id="fix" class="secondary">Apply fix</button>` : "",
       answer.culprit ? `<button id="culprit" class="secondary">Go to line ${answer.culprit.line + 1}</button>` : "",
     ].join("");
