@@ -15,7 +15,7 @@ if [ -f "$marker" ]; then
 fi
 mkdir -p "$dir"
 cd "$dir"
-export npm_config_yes=true npm_config_unsafe_perm=true npm_config_nodedir=/usr
+export npm_config_yes=true npm_config_nodedir=/usr
 export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
 [ -f package.json ] || echo '{"name": "hintwise-code-server", "private": true}' > package.json
 # The package's install script downloads things; do its steps by hand instead.
