@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -412,6 +413,59 @@ def apply_replacement(text: str, language: str, comment: Comment) -> str | None:
     return candidate
 
 
+# Tokens where a swapped operator, constant or keyword is a likely bug: the seeded defects of the
+# benchmark and the bug classes the review prompt names (wrong comparison, off-by-one, inverted
+# condition). A token counts when it, or what the model expected instead, is one of these.
+_SWAPPABLE = re.compile(
+    r"^(==|!=|<=|>=|<|>|\+|-|\*|/|//|%|\+=|-=|\*=|&&|\|\||!|&|\||and|or|not|is|in|\d+"
+    r"|True|False|None|true|false|null|nil|if|elif|else)$"
+)
+# How much likelier the model's own choice must be than the token written (natural log: e^4 ≈ 55×).
+SURPRISE_GAP = 4.0
+
+
+@dataclass
+class Candidate:
+    """A line where the model expected another operator, constant or keyword."""
+
+    line: int  # 0-based file line
+    written: str
+    expected: str
+    gap: float  # log-prob of the model's choice minus that of the written token
+    replacement: str | None  # the line with the expected token in place
+
+    def message(self) -> str:
+        return (
+            f"`{self.written.strip()}` is unexpected here; the model expected "
+            f"`{self.expected.strip()}` ({math.exp(min(self.gap, 50)):.0f}× likelier). "
+            "Check the operator or constant."
+        )
+
+
+def candidates(unit: Unit, scores: list, limit: int) -> list[Candidate]:
+    """The `limit` lines of the unit whose most surprising operator/constant token is furthest
+    below the model's own choice (by at least SURPRISE_GAP)."""
+    best: dict[int, Candidate] = {}
+    for score in scores:
+        written, expected = score.text.strip(), score.expected.strip()
+        if not written or written == expected:
+            continue
+        if not (_SWAPPABLE.match(written) or _SWAPPABLE.match(expected)):
+            continue
+        gap = score.expected_logprob - score.logprob
+        if gap < SURPRISE_GAP:
+            continue
+        start = score.offset + len(score.text) - len(score.text.lstrip())
+        line = unit.text.count("\n", 0, start)
+        if line in best and best[line].gap >= gap:
+            continue
+        swapped = unit.text[:start] + expected + unit.text[start + len(written) :]
+        lines = swapped.split("\n")
+        replacement = lines[line] if expected and line < len(lines) else None
+        best[line] = Candidate(unit.start_line + line, written, expected, gap, replacement)
+    return sorted(best.values(), key=lambda c: -c.gap)[:limit]
+
+
 def review_unit(
     engine: Engine,
     unit: Unit,
@@ -421,8 +475,27 @@ def review_unit(
     max_per_unit: int,
     cancelled: Callable[[], bool],
 ) -> UnitReview | None:
-    """Ask the model about one unit and filter its answer; None when cancelled meanwhile."""
+    """Ask the model about one unit and filter its answer; None when cancelled meanwhile.
+
+    With an engine that scores tokens (the local llama.cpp one), the comments are grounded in
+    the model's own predictions: the lines where it expected another operator or constant are
+    the only lines the JSON answer may name, and each such line gets a comment (the model's
+    message when it survives the filters, else what the model expected there). Engines without
+    scoring get the plain schema-constrained review.
+    """
+    found: list[Candidate] | None = None
+    score = getattr(engine, "score", None)
+    if score is not None:
+        scores = score(f"# {language}\n", unit.text, cancelled)
+        if cancelled():
+            return None
+        if scores is not None:
+            found = candidates(unit, scores, max_per_unit)
     request = review_request(unit, language, max_per_unit)
+    if found is not None:
+        if not found:
+            return UnitReview(unit, "", "", [], {}, "stop", 0.0)
+        request = grounded_request(unit, language, found)
     generation = engine.generate(request, cancelled)
     if generation.stop_reason == "cancelled":
         return None
@@ -432,7 +505,10 @@ def review_unit(
     kept, filtered = filter_comments(comments, text.split("\n"), flagged_lines, max_per_unit)
     for reason, count in filtered.items():
         dropped[reason] = dropped.get(reason, 0) + count
+    if found is not None:
+        kept = _merge(kept, found, text, language, flagged_lines)
     for comment in kept:
+        comment.unit = unit.key
         map_range(text, language, comment)
     prompt = request.messages[0]["content"] if request.messages else request.prompt
     return UnitReview(
@@ -444,6 +520,39 @@ def review_unit(
         generation.stop_reason,
         generation.prompt_ms + generation.generate_ms,
     )
+
+
+def grounded_request(unit: Unit, language: str, found: list[Candidate]) -> GenerationRequest:
+    """The review question with the model's surprises as facts; `line` limited to them."""
+    request = review_request(unit, language, len(found))
+    facts = "\n".join(
+        f"- line {c.line + 1}: `{c.written.strip()}` written, `{c.expected.strip()}` expected"
+        for c in found
+    )
+    request.messages[0]["content"] += f"\n\nSuspicious tokens:\n{facts}"
+    items = request.json_schema["properties"]["comments"]["items"]["properties"]
+    items["line"] = {"enum": sorted(c.line + 1 for c in found)}
+    return request
+
+
+def _merge(
+    kept: list[Comment], found: list[Candidate], text: str, language: str, flagged: set[int]
+) -> list[Comment]:
+    """One comment per candidate line: the model's if it wrote one there, else the surprise."""
+    by_line = {comment.line: comment for comment in kept}
+    merged = []
+    for candidate in found:
+        if candidate.line in flagged:
+            continue
+        comment = by_line.get(candidate.line) or Comment(
+            candidate.line, "warning", candidate.message()
+        )
+        if comment.replacement is None or apply_replacement(text, language, comment) is None:
+            comment.replacement = candidate.replacement
+            if apply_replacement(text, language, comment) is None:
+                comment.replacement = None
+        merged.append(comment)
+    return sorted(merged, key=lambda c: c.line)
 
 
 def review_units(

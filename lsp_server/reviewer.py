@@ -33,13 +33,13 @@ async def run_background(
     step: Callable[[Any, Callable[[], bool]], tuple[Any, bool]],
     key: str,
     stop: Callable[[], bool] = lambda: False,
-) -> list[Any]:
-    """Run `step(engine, cancelled) -> (partial result, finished)` as BACKGROUND work until it
-    finishes, giving way to completions in between; the partial results, in order.
+) -> Any:
+    """Run `step(engine, cancelled) -> (result, finished)` as BACKGROUND work until it
+    finishes, giving way to completions in between (an unfinished step is queued again behind
+    them); the finished step's result.
 
     Raises Cancelled when the job was cancelled by key or `stop()` turned true.
     """
-    results: list[Any] = []
     while True:
         if stop():
             raise Cancelled()
@@ -54,9 +54,8 @@ async def run_background(
             if submitted.cancel_event.is_set():
                 raise Cancelled() from None
             raise
-        results.append(partial)
         if finished:
-            return results
+            return partial
         if submitted.cancel_event.is_set() or stop():
             raise Cancelled()
         await asyncio.sleep(0)  # let the completion that pre-empted us be answered

@@ -101,6 +101,18 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class TokenScore:
+    """One token of scored text: where it starts (characters into the text), how likely the
+    model found it (natural log), and what the model would have written there instead."""
+
+    offset: int
+    text: str
+    logprob: float
+    expected: str
+    expected_logprob: float
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What `hintwise doctor` and the status line say about a loaded model."""
 

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from models import fim as fim_formats
-from models.engine import Completion, CompletionRequest, Generation, GenerationRequest, ModelInfo
+from models.engine import (
+    Completion,
+    CompletionRequest,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    TokenScore,
+)
 from models.gguf import GGUFError, read_header
 from models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
 
@@ -625,6 +632,57 @@ class LlamaEngine:
         kept = view[: candidates.size]
         kept = kept[np.isfinite(kept["logit"])]
         return kept["id"].astype(np.int64), kept["logit"].astype(np.float64)
+
+    def score(
+        self, prefix: str, text: str, cancelled: Callable[[], bool]
+    ) -> list[TokenScore] | None:
+        """How likely the model finds each token of `text` after `prefix`, with its own first
+        choice there: the basis of review candidates (a seeded `> 2` where code says `> 1` is
+        a token the model did not expect). Runs on the generation context, logits for every
+        position of a 64-token chunk at a time; None when cancelled.
+        """
+        llm = self._generation_llm()
+        bos = [self.bos] if self.add_bos and self.bos >= 0 else []
+        head = [*bos, *self.tokenize(prefix)] if prefix else bos
+        body = self.tokenize(text)
+        tokens = [*head, *body]
+        if len(tokens) >= self.n_ctx or not body or not head:
+            return None
+        llm.n_tokens = 0
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        scores: list[TokenScore] = []
+        offset = 0
+        for start in range(0, len(tokens), PROMPT_CHUNK):
+            if cancelled():
+                llm.n_tokens = 0
+                return None
+            chunk = tokens[start : start + PROMPT_CHUNK]
+            llm._batch.set_batch(batch=chunk, n_past=start, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[start : start + len(chunk)] = chunk
+            llm.n_tokens = start + len(chunk)
+            rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), self.n_vocab))
+            for i in range(len(chunk)):
+                position = start + i + 1  # row i predicts the token after it
+                if position < len(head) or position >= len(tokens):
+                    continue
+                row = rows[i]
+                top = float(row.max())
+                log_norm = top + float(np.log(np.exp(row - top).sum(dtype=np.float64)))
+                token = tokens[position]
+                best = int(np.argmax(row))
+                piece = self.piece(token).decode("utf-8", errors="replace")
+                scores.append(
+                    TokenScore(
+                        offset,
+                        piece,
+                        float(row[token]) - log_norm,
+                        self.piece(best).decode("utf-8", errors="replace"),
+                        top - log_norm,
+                    )
+                )
+                offset += len(piece)
+        return scores
 
     def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""

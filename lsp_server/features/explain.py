@@ -74,7 +74,7 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
 
     key = f"explain:{context.get('uri')}:{context.get('line')}"
     try:
-        (result,) = await run_background(worker, step, key)
+        result = await run_background(worker, step, key)
     except Cancelled:
         raise JsonRpcInvalidParams("the explanation was superseded by a newer one") from None
     except Exception as error:  # no model, for instance: a clear message, no crash

@@ -162,7 +162,7 @@ async def review_document(ls: HintwiseServer, uri: str, whole: bool = False) -> 
                 )
                 return result, result is not None
 
-            (result,) = await run_background(worker, step, f"review:{uri}", changed)
+            result = await run_background(worker, step, f"review:{uri}", changed)
             reviews.store(result)
             _record(ls, uri, language, result)
             if result.dropped:
