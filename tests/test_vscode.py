@@ -124,6 +124,9 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
     source = workspace / "primes.py"
     source.write_text(EXAMPLE.read_text())
     out = tmp_path / "observed.json"
+    crash = tmp_path / "crashing-hintwise"
+    crash.write_text("#!/bin/sh\necho 'hintwise: simulated crash' >&2\nexit 3\n")
+    crash.chmod(0o755)
     commands = _server_commands()
     env = {
         **server_env,
@@ -140,6 +143,7 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
         "HWTEST_STEP_TIMEOUT_MS": str(STEP_TIMEOUT_MS),
         # This test is about the editor, not latency (see tests/test_neovim.py).
         "HWTEST_SETTINGS": json.dumps({"hintwise.completion.time_limit_ms": 10_000}),
+        "HWTEST_CRASH_SCRIPT": str(crash),
         "HWTEST_EXPECT_REVIEW": "1" if "hintwise.review" in commands else "0",
         "HWTEST_EXPECT_EXPLAIN": "1" if "hintwise.explain" in commands else "0",
     }
@@ -191,6 +195,15 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
     assert observed["dismiss"]["after"] == "", diagnostics
 
     assert observed["stats_panel"] is True, diagnostics
+
+    # A server that crashes at once is restarted after 1 s, 2 s, 4 s; one that cannot be found
+    # is reported with how to install it.
+    delays = [
+        int(re.search(r"in (\d+) s", line).group(1)) for line in observed["crash"]["restarts"]
+    ]
+    assert delays[:3] == [1, 2, 4], diagnostics
+    assert "pip install hintwise" in (observed["missing"]["message"] or ""), diagnostics
+    assert "not installed" in (observed["missing"]["status_any"] or ""), diagnostics
     problems = [
         n for n in observed["notifications"] if re.search(r"fail|error|not found", json.dumps(n))
     ]

@@ -37,6 +37,8 @@ let output: vscode.LogOutputChannel;
 let crashes = 0;
 let startedAt = 0;
 let stopping = false;
+/** Bumped on every (re)start: a crash handler of an older client must not restart it. */
+let generation = 0;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,6 +105,8 @@ function createClient(
   extension: vscode.Extension<unknown>,
   tracker: InlineTracker,
 ): LanguageClient {
+  const mine = ++generation;
+  const abandoned = () => stopping || mine !== generation;
   // No `transport`: TransportKind.stdio would append `--stdio`, which `hintwise serve` does not take.
   const serverOptions: ServerOptions = {
     command: server.command,
@@ -115,6 +119,12 @@ function createClient(
       { scheme: "untitled", language },
     ]),
     outputChannel: output,
+    // A server that dies while starting is the crash handler's business (restart with backoff,
+    // one message after too many); no extra toast per attempt.
+    initializationFailedHandler: (error) => {
+      output.error(`hintwise: the server failed to initialize: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    },
     initializationOptions: serverSettings(extension),
     middleware: {
       provideInlineCompletionItems: tracker.provide,
@@ -137,7 +147,7 @@ function createClient(
     errorHandler: {
       error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
       closed: async (): Promise<CloseHandlerResult> => {
-        if (stopping) {
+        if (abandoned()) {
           return { action: CloseAction.DoNotRestart, handled: true };
         }
         if (Date.now() - startedAt > STABLE_AFTER_MS) {
@@ -165,6 +175,9 @@ function createClient(
         output.appendLine(`hintwise: the server stopped; restarting in ${delay} s (crash ${crashes})`);
         status.set("starting");
         await sleep(delay * 1000);
+        if (abandoned()) {
+          return { action: CloseAction.DoNotRestart, handled: true };
+        }
         startedAt = Date.now();
         return { action: CloseAction.Restart, handled: true };
       },
@@ -199,16 +212,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }
     status.source = `${server.command} ${server.args.join(" ")} (${server.source})`;
     output.appendLine(`hintwise: starting ${status.source}`);
-    client = createClient(server, extension, tracker);
-    client.onDidChangeState((event) => {
-      if (event.newState === State.Stopped && !stopping) {
+    const created = createClient(server, extension, tracker);
+    client = created;
+    created.onDidChangeState((event) => {
+      if (event.newState === State.Stopped && !stopping && client === created) {
         status.set("stopped");
       }
     });
     status.set("starting");
     startedAt = Date.now();
     try {
-      await client.start();
+      await created.start();
       status.set(completionsEnabled() ? "loading" : "off");
       void pollStatus();
       void pollStats();
@@ -221,12 +235,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   async function stop(): Promise<void> {
     stopping = true;
-    try {
-      await client?.stop(5000);
-    } catch {
-      // already gone
-    }
+    generation += 1;
+    const old = client;
     client = undefined;
+    // A client between two crash restarts may never settle its stop(): do not wait on it for ever.
+    await Promise.race([old?.stop(5000).catch(() => undefined), sleep(6000)]);
     stopping = false;
   }
 

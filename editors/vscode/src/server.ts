@@ -43,6 +43,9 @@ export function findServer(): ServerCommand | undefined {
   const extraArgs = config.get<string[]>("args", []);
   const configured = config.get<string>("path", "").trim();
   if (configured) {
+    if (!executable(configured)) {
+      return undefined; // reportMissing() names the setting
+    }
     return { command: configured, args: ["serve", ...extraArgs], source: "hintwise.server.path" };
   }
   const python = config.get<string>("pythonPath", "").trim();
@@ -79,10 +82,14 @@ export function findServer(): ServerCommand | undefined {
 export async function reportMissing(): Promise<void> {
   const install = "Copy install command";
   const setPath = "Set server path";
+  const configured = vscode.workspace.getConfiguration("hintwise.server").get<string>("path", "").trim();
+  const where = configured
+    ? `hintwise.server.path is "${configured}", which is not an executable file`
+    : "not in hintwise.server.path, a project venv (.venv, venv, env) or PATH";
   const choice = await vscode.window.showErrorMessage(
-    "hintwise: the `hintwise` language server was not found (not in hintwise.server.path, a " +
-      "project venv (.venv, venv) or PATH). Install it with `pip install hintwise` " +
-      "(into your project's venv or with pipx), then run 'hintwise: Restart Server'.",
+    `hintwise: the \`hintwise\` language server was not found (${where}). Install it with ` +
+      "`pip install hintwise` (into your project's venv or with pipx), then run " +
+      "'hintwise: Restart server'.",
     install,
     setPath,
   );

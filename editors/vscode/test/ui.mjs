@@ -309,8 +309,53 @@ async function main() {
       .then(() => true, () => false);
     step("stats panel", { shown: obs.stats_panel });
 
+    // 10. The server crashes at once: restarts with growing delays (1 s, 2 s, 4 s …).
+    // 11. The server cannot be found: the user is told how to install it.
     obs.notifications.push(...((await notifications()) ?? []).map((message) => ({ message })));
     obs.status_final = await statusText();
+    // Workspace settings: the workspace folder is watched, so VS Code sees the change at once.
+    const setServerPath = (value) => {
+      fs.mkdirSync(path.join(workspace, ".vscode"), { recursive: true });
+      fs.writeFileSync(path.join(workspace, ".vscode", "settings.json"), JSON.stringify({ "hintwise.server.path": value }));
+    };
+    const hintwiseLog = () => {
+      const logs = [];
+      const walk = (dir) => {
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+          const full = path.join(dir, entry.name);
+          if (entry.isDirectory()) walk(full);
+          else if (entry.name === "hintwise.log") logs.push(fs.readFileSync(full, "utf8"));
+        }
+      };
+      walk(path.join(userData, "logs"));
+      return logs.join("\n");
+    };
+    if (process.env.HWTEST_CRASH_SCRIPT) {
+      setServerPath(process.env.HWTEST_CRASH_SCRIPT);
+      t0s = Date.now();
+      const restarts = () => hintwiseLog().match(/restarting in \d+ s \(crash \d+\)/g) ?? [];
+      while (restarts().length < 3 && Date.now() - t0s < STEP_MS) await sleep(250);
+      obs.crash = { restarts: restarts(), status: await statusText() };
+      step("crash restarts", obs.crash);
+
+      await palette("Notifications: Clear All Notifications");
+      await sleep(300);
+      setServerPath("/nonexistent/bin/hintwise");
+      t0s = Date.now();
+      let missing = null;
+      while (!missing && Date.now() - t0s < STEP_MS) {
+        missing = ((await notifications()) ?? []).find((m) => /not found/.test(m ?? "")) ?? null;
+        await sleep(250);
+      }
+      obs.missing = { message: missing, status: await statusText().catch(() => null), all: await notifications() };
+      obs.missing.log = hintwiseLog().slice(-3000);
+      obs.missing.status_any = await page.$$eval(".statusbar-item", (items) =>
+        items.map((i) => i.textContent || "").find((t) => t.includes("not installed")) ?? null,
+      );
+      await page.screenshot({ path: path.join(shots, "vscode-missing-server.png") });
+      step("missing server", obs.missing);
+    }
+
     obs.done = true;
     step("done");
   } finally {
