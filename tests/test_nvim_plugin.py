@@ -147,9 +147,19 @@ def test_nvim_plugin_ghost_text_accept_dismiss_commands(
     assert word["remaining"] == second["text"][len(taken) :], diagnostics
     assert word["marks"], diagnostics
 
+    # The debounce follows the gate's last score (Copilot's curve), the midpoint without one.
+    curve = observed["debounce_curve"]
+    assert curve["likely"] < 30 and curve["unlikely"] > 270 and curve["unknown"] == 150, curve
+    gate = second.get("gate")
+    expected_delay = 150 if gate is None else round(25 + 250 / (1 + (gate / 0.275) ** 6))
+    assert abs(second["debounce_ms"] - expected_delay) <= 1, (gate, second["debounce_ms"])
+
     # 3. Dismiss: the marks went away and the buffer stayed as it was.
     third = observed["third"]
     assert third["id"] and third["text"], diagnostics
+    # Next/previous kept a suggestion on screen and came back to the first one.
+    assert third["cycled"]["items"] >= 1, diagnostics
+    assert third["back"] == {"index": 1, "visible": True}, diagnostics
     assert third["marks_after"] == [] and third["unchanged"] is True, diagnostics
 
     # The server recorded each action against the right suggestion.

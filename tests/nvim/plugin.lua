@@ -191,6 +191,13 @@ local function main()
     id = ghost.current and ghost.current.id,
     marks = ghost.marks(bufnr),
     debounce_ms = ghost.delay_ms(),
+    gate = ghost.last_gate,
+  }
+  local debounce = require("hintwise.debounce")
+  obs.debounce_curve = {
+    likely = debounce.delay_ms(0.9, 25, 275),
+    unlikely = debounce.delay_ms(0.05, 25, 275),
+    unknown = debounce.delay_ms(nil, 25, 275),
   }
   step("second ghost")
   if ghost.current then
@@ -226,6 +233,20 @@ local function main()
     end)
   end
   obs.third = { id = ghost.current and ghost.current.id, text = ghost.current and ghost.current.text }
+  -- <M-]> asks the server for another suggestion here; <M-[> goes back to the first.
+  keys("<M-]>")
+  wait_until(function()
+    return ghost.current ~= nil and #ghost.current.items >= 1 and ghost.current.index >= 1
+  end, 5000)
+  sleep(1500)
+  obs.third.cycled = {
+    items = ghost.current and #ghost.current.items,
+    index = ghost.current and ghost.current.index,
+  }
+  keys("<M-[>")
+  obs.third.back = { index = ghost.current and ghost.current.index, visible = ghost.visible() }
+  obs.third.id = ghost.current and ghost.current.id
+  obs.third.text = ghost.current and ghost.current.text
   local before_dismiss = lines(bufnr)
   keys("<C-]>")
   obs.third.marks_after = ghost.marks(bufnr)

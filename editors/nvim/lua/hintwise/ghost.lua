@@ -379,7 +379,9 @@ function M.prev()
     show(state, (state.index - 2) % #state.items + 1)
     return true
   end
-  return false
+  -- With a suggestion on screen the key is ours even when there is nothing to go back to
+  -- (<M-[> passed on would arrive as <Esc>[ and leave Insert mode).
+  return M.visible()
 end
 
 --- After a buffer change in Insert mode: typing along the suggestion keeps the rest of it on
