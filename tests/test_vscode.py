@@ -54,8 +54,14 @@ def _run(command: list[str], cwd: Path, timeout: int = 600) -> None:
 
 @pytest.fixture(scope="session")
 def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The extension, built and packaged as CI does."""
+    """The extension, built and packaged as CI does (once the editor to test it in is there)."""
     _require(shutil.which("npm") is not None, "npm not found (apt-get install npm)")
+    _require(CHROMIUM.exists(), f"{CHROMIUM} not found (apt-get install chromium)")
+    _require(
+        (CODE_SERVER / "node_modules" / ".bin" / "code-server").exists(),
+        f"code-server not installed in {CODE_SERVER} "
+        "(editors/vscode/scripts/install-code-server.sh DIR)",
+    )
     if not (VSCODE / "node_modules" / "@vscode" / "vsce").exists():
         _run(["npm", "ci", "--no-audit", "--no-fund"], VSCODE)
     out = tmp_path_factory.mktemp("vsix") / "hintwise.vsix"
@@ -112,12 +118,6 @@ def _events(store: Path) -> list[tuple]:
 def test_vscode_ghost_text_tab_word_escape_in_code_server(
     vsix: Path, tmp_path: Path, server_env: dict[str, str], gemma_path: Path
 ) -> None:
-    _require(CHROMIUM.exists(), f"{CHROMIUM} not found (apt-get install chromium)")
-    _require(
-        (CODE_SERVER / "node_modules" / ".bin" / "code-server").exists(),
-        f"code-server not installed in {CODE_SERVER} "
-        "(editors/vscode/scripts/install-code-server.sh DIR)",
-    )
     workspace, home, shots, data = (tmp_path / name for name in ("ws", "home", "shots", "data"))
     for folder in (workspace, home, shots, data):
         folder.mkdir()

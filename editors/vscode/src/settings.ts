@@ -4,7 +4,7 @@
 import * as vscode from "vscode";
 
 /** Settings that belong to the extension itself, never sent to the server. */
-const CLIENT_ONLY = ["server.", "ui."];
+const CLIENT_ONLY = ["server."];
 
 function contributedKeys(extension: vscode.Extension<unknown>): string[] {
   const contributes = (extension.packageJSON as { contributes?: { configuration?: unknown } }).contributes;
