@@ -127,6 +127,11 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
     crash = tmp_path / "crashing-hintwise"
     crash.write_text("#!/bin/sh\necho 'hintwise: simulated crash' >&2\nexit 3\n")
     crash.chmod(0o755)
+    # Two names for the bundled model file: one set in the user settings before the start, one
+    # set while the server runs; the status bar shows which one the server loaded.
+    first_model, second_model = tmp_path / "settings-model.gguf", tmp_path / "changed-model.gguf"
+    first_model.symlink_to(gemma_path)
+    second_model.symlink_to(gemma_path)
     commands = _server_commands()
     env = {
         **server_env,
@@ -142,7 +147,10 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
         "HWTEST_CHROMIUM": str(CHROMIUM),
         "HWTEST_STEP_TIMEOUT_MS": str(STEP_TIMEOUT_MS),
         # This test is about the editor, not latency (see tests/test_neovim.py).
-        "HWTEST_SETTINGS": json.dumps({"hintwise.completion.time_limit_ms": 10_000}),
+        "HWTEST_SETTINGS": json.dumps(
+            {"hintwise.completion.time_limit_ms": 10_000, "hintwise.model.path": str(first_model)}
+        ),
+        "HWTEST_MODEL_CHANGE": str(second_model),
         "HWTEST_CRASH_SCRIPT": str(crash),
         "HWTEST_EXPECT_REVIEW": "1" if "hintwise.review" in commands else "0",
         "HWTEST_EXPECT_EXPLAIN": "1" if "hintwise.explain" in commands else "0",
@@ -167,7 +175,10 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
 
     assert run.returncode == 0 and observed.get("done") is True, diagnostics
     assert observed["install"]["status"] == 0, diagnostics
-    assert "ready" in (observed["status_before"] or ""), diagnostics
+    # The user's settings reached the server at start (it loaded the model file they name) and
+    # a change while it ran did too (it reloaded the other one).
+    assert "settings-model.gguf · ready" in (observed["status_before"] or ""), diagnostics
+    assert "changed-model.gguf · ready" in observed["model_change"]["status"], diagnostics
 
     # Ghost text from the real server; Tab put it into the document, which was saved.
     ghost = observed["ghost"]
@@ -181,7 +192,9 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
 
     # The status bar: model, state, latency, gate, today's acceptance.
     status = observed["status_after_accept"]
-    assert re.search(r"gemma.* · ready · \d+ ms · gate (on|off) · [1-9]\d*% today", status), status
+    assert re.search(r"model.gguf · ready · \d+ ms · gate (on|off) · [1-9]\d*% today", status), (
+        status
+    )
 
     # The store saw the acceptance, the word accepted with Ctrl+Right and the Escape.
     events = _events(data / "telemetry.db")

@@ -309,6 +309,21 @@ async function main() {
       .then(() => true, () => false);
     step("stats panel", { shown: obs.stats_panel });
 
+    // 9b. A setting changed while the server runs reaches it (didChangeConfiguration, then the
+    // server pulls workspace/configuration): another model file, shown in the status bar.
+    if (process.env.HWTEST_MODEL_CHANGE) {
+      const wanted = path.basename(process.env.HWTEST_MODEL_CHANGE);
+      fs.mkdirSync(path.join(workspace, ".vscode"), { recursive: true });
+      fs.writeFileSync(
+        path.join(workspace, ".vscode", "settings.json"),
+        JSON.stringify({ "hintwise.model.path": process.env.HWTEST_MODEL_CHANGE }),
+      );
+      t0s = Date.now();
+      while (!((await statusText()) ?? "").includes(`${wanted} · ready`) && Date.now() - t0s < STEP_MS) await sleep(250);
+      obs.model_change = { wanted, status: await statusText() };
+      step("model changed", obs.model_change);
+    }
+
     // 10. The server crashes at once: restarts with growing delays (1 s, 2 s, 4 s …).
     // 11. The server cannot be found: the user is told how to install it.
     obs.notifications.push(...((await notifications()) ?? []).map((message) => ({ message })));
