@@ -28,10 +28,15 @@ EXAMPLE = ROOT / "examples" / "primes.py"
 STEP_TIMEOUT_MS = 15_000
 NVIM_TIMEOUT_S = 150
 SETTINGS = {"completion": {"time_limit_ms": 10_000}}
+MODEL_ALIAS = "nvim-settings-model.gguf"
+"""setup({settings = {model = {path = ...}}}) names the model file by this name (a symlink to the
+bundled one): the server reporting it shows that the plugin's settings reached it."""
 """A generous generation limit: this test is about the editor, not latency (see test_neovim)."""
 
 
-def _run(binary: Path, tmp_path: Path, env: dict[str, str]) -> tuple[dict, str, int | None]:
+def _run(
+    binary: Path, tmp_path: Path, env: dict[str, str], settings: dict
+) -> tuple[dict, str, int | None]:
     source = tmp_path / "primes.py"
     source.write_text(EXAMPLE.read_text())
     out = tmp_path / "observed.json"
@@ -44,7 +49,7 @@ def _run(binary: Path, tmp_path: Path, env: dict[str, str]) -> tuple[dict, str, 
             [*hintwise_command(), "serve", "--log-file", str(server_log)]
         ),
         "HWTEST_NVIM_OUT": str(out),
-        "HWTEST_NVIM_SETTINGS": json.dumps(SETTINGS),
+        "HWTEST_NVIM_SETTINGS": json.dumps(settings),
         "HWTEST_NVIM_STEP_TIMEOUT_MS": str(STEP_TIMEOUT_MS),
         "NVIM_LOG_FILE": str(tmp_path / "nvim.log"),
         **{f"XDG_{kind}_HOME": str(xdg / kind.lower()) for kind in ("CONFIG", "DATA", "STATE")},
@@ -105,7 +110,10 @@ def test_nvim_plugin_ghost_text_accept_dismiss_commands(
     nvim = _find_editor(binary, install)
     data = tmp_path / "data"
     env = {**server_env, "HINTWISE_DATA_DIR": str(data), "HINTWISE_MODEL": str(gemma_path)}
-    observed, diagnostics, returncode = _run(nvim, tmp_path, env)
+    alias = tmp_path / MODEL_ALIAS
+    alias.symlink_to(gemma_path)
+    settings = {**SETTINGS, "model": {"path": str(alias)}}
+    observed, diagnostics, returncode = _run(nvim, tmp_path, env, settings)
     print(", ".join(f"{s['name']} {s['at_ms']} ms" for s in observed.get("steps", [])))
 
     assert "lua_error" not in observed, diagnostics
@@ -114,6 +122,7 @@ def test_nvim_plugin_ghost_text_accept_dismiss_commands(
     assert observed["nvim_version"].startswith(version), diagnostics
     assert observed["attached"] is True, diagnostics
     assert observed["model_state"] == "ready", diagnostics
+    assert observed["model"] == str(tmp_path / MODEL_ALIAS), diagnostics
     inline_pos = "inline" if version == "0.11." else "eol"
 
     # :checkhealth hintwise found the server, the loaded model and the store.

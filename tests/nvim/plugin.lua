@@ -138,6 +138,7 @@ local function main()
     return type(status) == "table" and status.state ~= "loading" and status.state ~= "not started"
   end)
   obs.model_state = status and status.state
+  obs.model = status and status.model
   step("model " .. tostring(obs.model_state))
 
   -- :checkhealth hintwise, with the server running.
