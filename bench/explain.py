@@ -11,6 +11,8 @@ the program with the culprit line replaced by it passes the tests (executed, 10 
 Pipelines, same model, same process, greedy:
   naive     the traceback and the whole file in one free-text prompt: "which line causes this
             and how should it read? `line N: code`"; the first such answer is the culprit/fix;
+  grounded+run  the same with `explain.run` on: the program re-run under the tracer, the
+            traced function's local values line by line added as facts;
   grounded  exactly what `hintwise explain --traceback` runs (lsp_server.explain): frames mapped
             to the workspace, the called function cut out with tree-sitter, the lines holding
             the tokens the model least expected as facts and as the only culprit choices, JSON
@@ -101,13 +103,24 @@ def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, 
     return int(found.group(1)) - 1, code, text
 
 
-def grounded(engine, folder: Path, traceback: str) -> tuple[int | None, str | None, str]:
-    from lsp_server import explain
+def grounded(
+    engine, folder: Path, traceback: str, execute: bool = False
+) -> tuple[int | None, str | None, str]:
+    from lsp_server import explain, tracing
 
     try:
         question, _, _ = explain.traceback_question(traceback, folder, Path.read_text)
     except explain.ReviewError as error:
         return None, None, str(error)
+    if execute:
+        traced = tracing.run_traced(
+            "script",
+            str(folder / "solution.py"),
+            folder,
+            folder / "solution.py",
+            question.function,
+        )
+        question.facts.extend(traced.facts)
     result = explain.explain(engine, question, lambda: False)
     return result.culprit["line"], result.fix, result.raw
 
@@ -134,7 +147,7 @@ def main() -> None:
         )
         engine = load_engine(settings)
         results: dict = {}
-        for name in ("naive", "grounded"):
+        for name in ("naive", "grounded", "grounded+run"):
             exact, near, fixed, seconds, samples = [], [], [], [], []
             for index, row in enumerate(rows):
                 with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +158,7 @@ def main() -> None:
                     if name == "naive":
                         line, fix, raw = naive(engine, source, traceback)
                     else:
-                        line, fix, raw = grounded(engine, folder, traceback)
+                        line, fix, raw = grounded(engine, folder, traceback, name != "grounded")
                     seconds.append(time.perf_counter() - started)
                     target = buggy_lines(row, source)
                     exact.append(line is not None and line in target)
@@ -186,6 +199,9 @@ def main() -> None:
         results["difference_exact"] = paired_difference(
             results["naive"]["exact"], results["grounded"]["exact"]
         )
+        results["difference_exact_run"] = paired_difference(
+            results["grounded"]["exact"], results["grounded+run"]["exact"]
+        )
         engine.close()
         report["models"][model] = results
         print(
@@ -193,7 +209,7 @@ def main() -> None:
                 {
                     model: {
                         key: {k: v for k, v in value.items() if k not in ("exact", "samples")}
-                        if key in ("naive", "grounded")
+                        if key in ("naive", "grounded", "grounded+run")
                         else value
                         for key, value in results.items()
                     }

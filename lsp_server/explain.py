@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from lsp_server.review import (
     Comment,
@@ -30,6 +31,12 @@ from lsp_server.syntax import language_for_path
 from models.engine import Engine, GenerationRequest
 
 MAX_FUNCTION_LINES = 80
+
+
+def uri_path(uri: str) -> Path | None:
+    """The file path of a file:// URI, else None."""
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class Question:
     code: str  # the enclosing function (or a window of lines)
     first_line: int  # 0-based line of `code`'s first line
     facts: list[str] = field(default_factory=list)
+    function: str | None = None  # the function shown, for execution tracing
 
 
 def question_at(
@@ -152,7 +160,8 @@ def question_at(
     facts.append(f"at {where}: `{lines[line].strip()}`")
     if unit is not None:
         facts.append(f"in {unit.kind} `{unit.name}` (lines {first + 1}-{last + 1})")
-    return Question(uri, path, line, message, language, code, first, facts)
+    name = unit.name if unit is not None and unit.kind == "function" else None
+    return Question(uri, path, line, message, language, code, first, facts, name)
 
 
 def explain_schema(question: Question) -> dict:
@@ -162,9 +171,9 @@ def explain_schema(question: Question) -> dict:
     return {
         "type": "object",
         "properties": {
-            "explanation": {"type": "string", "minLength": 10, "maxLength": 500},
+            "explanation": {"type": "string", "minLength": 10, "maxLength": 300},
             "culprit_line": {"enum": lines},
-            "fix": {"type": "string", "maxLength": 200},
+            "fix": {"type": "string", "maxLength": 120},
         },
         "required": ["explanation", "culprit_line"],
     }
@@ -383,6 +392,7 @@ def traceback_question(
             f"{callee.end_line + 1}), shown below"
         )
         question.code, question.first_line = callee.text, callee.start_line
+        question.function = callee.name
         question.line = callee.start_line + min(1, callee.end_line - callee.start_line)
     calls = [f for f, _ in resolved[:-1]][-4:]
     for call in reversed(calls):

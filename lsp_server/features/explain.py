@@ -3,14 +3,15 @@ on diagnostics (Explain this error, Apply fix, Dismiss, Explain in detail) and h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server import explain
+from lsp_server import explain, tracing
+from lsp_server.explain import uri_path
 from lsp_server.features.review import (
     APPLY_FIX_COMMAND,
     DISMISS_COMMAND,
@@ -29,11 +30,6 @@ log = logging.getLogger("hintwise")
 EXPLAIN_COMMAND = "hintwise.explain"
 EXPLAIN_TRACEBACK_COMMAND = "hintwise.explainTraceback"
 RATE_COMMAND = "hintwise.rateExplanation"
-
-
-def uri_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _root(ls: HintwiseServer) -> Path | None:
@@ -174,6 +170,19 @@ def register(server: HintwiseServer) -> None:
             ls.tell(f"hintwise: {error}", types.MessageType.Warning)
             raise JsonRpcInvalidParams(str(error)) from None
         question.facts.extend(notes)
+        root = _root(ls)
+        target = tracing.target_from_traceback(value["text"], root) if root else None
+        if ls.settings.explain.run and target is not None:
+            result = await asyncio.to_thread(
+                tracing.run_traced,
+                *target,
+                root,
+                uri_path(question.uri) if question.uri else None,
+                question.function,
+                ls.settings.explain.run_timeout_s,
+                ls.settings.explain.run_memory_mb,
+            )
+            question.facts.extend(result.facts)
         context = {"uri": question.uri, "line": question.line}
         return await _answer(ls, question, context, value.get("show") is not False)
 
