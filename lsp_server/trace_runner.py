@@ -109,18 +109,19 @@ def main() -> None:
     kind, target = config["kind"], config["target"]
     sys.settrace(global_trace)
     try:
+        import runpy
+
         if kind == "pytest":
-            import pytest
-
-            code = pytest.main([target, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"])
-            state["exception"] = None if code == 0 else f"pytest exit status {int(code)}"
+            # The workspace's own pytest (not a hintwise dependency): run as `python -m pytest`.
+            sys.argv = ["pytest", target, "-x", "-q", "-p", "no:cacheprovider"]
+            runpy.run_module("pytest", run_name="__main__", alter_sys=True)
         else:
-            import runpy
-
             sys.argv = [target]
             runpy.run_path(target, run_name="__main__")
-    except SystemExit:
-        pass
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if code:
+            state["exception"] = f"{kind} exit status {code}"
     except BaseException as error:  # the failure we are here to observe
         state["exception"] = f"{type(error).__name__}: {str(error)[:MAX_REPR]}"
     finally:
