@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lsp_session import EXAMPLE, inline, insert, open_document, session, wait_ready
+from lsp_session import EXAMPLE, inline, insert, open_document, session, status, wait_ready
 from lsprotocol import types
 
 pytestmark = pytest.mark.model
@@ -81,7 +81,10 @@ async def timed_completion(client, uri: str, version: int, line: int, column: in
     insert(client, uri, version, line, column, " ")
     started = time.perf_counter()
     await inline(client, uri, line, column + 1)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    last = (await status(client)).completions.last
+    print("completion", round(elapsed * 1000), last and last.reason, last and last.tokens)
+    return elapsed
 
 
 async def test_completion_keeps_its_latency_during_a_review(clock_env, tmp_path: Path):
@@ -235,8 +238,21 @@ async def test_review_is_cancelled_when_the_file_changes(clock_env, tmp_path: Pa
         save(client, uri)
         await asyncio.sleep(1.0)
         insert(client, uri, 2, 0, 0, "# edited\n")  # cancels the review under way
+        buggy.unlink()  # deleted between the save and the review: the open buffer is reviewed
         published = await expect_diagnostics(client)
         save(client, uri)
         params = await asyncio.wait_for(published, 240)
         # The first publication is the second review's, for the edited version.
         assert params.version == 2
+
+        # A huge file: a clear answer, no crash, and the server still serves.
+        huge = tmp_path / "huge.py"
+        open_document(client, huge.as_uri(), "x = 1\n" * 200_000)
+        answer = await command(client, "hintwise.review", {"uri": huge.as_uri()})
+        assert answer["comments"] == 0 and "too large" in answer["error"]
+        # An unparseable file still gets its functions reviewed.
+        broken = tmp_path / "broken.py"
+        open_document(client, broken.as_uri(), "def f(:\n    return )\n\ndef g(a):\n    return a\n")
+        answer = await command(client, "hintwise.review", {"uri": broken.as_uri()})
+        assert "error" not in answer
+        assert (await status(client)).state == "ready"

@@ -19,6 +19,7 @@ from lsp_server.features.review import (
     arguments,
     fix_edit,
     foreign_lines,
+    progress,
 )
 from lsp_server.review import ReviewError
 from lsp_server.reviewer import Cancelled, run_background
@@ -69,6 +70,7 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
         return result, result is not None
 
     key = f"explain:{context.get('uri')}:{context.get('line')}"
+    token = await progress(ls, "hintwise: explaining")
     try:
         result = await run_background(worker, step, key)
     except Cancelled:
@@ -76,6 +78,9 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
     except Exception as error:  # no model, for instance: a clear message, no crash
         ls.tell(f"hintwise: cannot explain: {error}", types.MessageType.Error)
         raise JsonRpcInvalidParams(f"cannot explain: {error}") from None
+    finally:
+        if token is not None:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
     ls.insights.remember(result, context)
     engine = worker.engine
     ls.writer.record(
