@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sqlite3
 import statistics
@@ -15,7 +16,19 @@ from lsprotocol import types
 
 pytestmark = pytest.mark.model
 
-BUGGY = """def mean(values):
+BUGGY = """def is_even(n):
+    return n % 2 == 1
+
+
+def largest(values):
+    best = values[0]
+    for v in values:
+        if v < best:
+            best = v
+    return best
+
+
+def mean(values):
     total = 0
     for v in values:
         total += v
@@ -129,6 +142,13 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
     async with session(clock_env) as client:
         await wait_ready(client)
         decode_code_actions(client)
+        edits: list[str] = []
+
+        @client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams):
+            edits.extend(edit.new_text for edit in params.edit.changes[uri])
+            return types.ApplyWorkspaceEditResult(applied=True)
+
         open_document(client, uri, BUGGY)
         published = await expect_diagnostics(client)
         answer = await command(client, "hintwise.review", {"uri": uri})
@@ -142,8 +162,8 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         # Explain this error, on a diagnostic from another server.
         foreign = types.Diagnostic(
             range=types.Range(
-                start=types.Position(line=8, character=11),
-                end=types.Position(line=8, character=28),
+                start=types.Position(line=20, character=11),
+                end=types.Position(line=20, character=28),
             ),
             message="IndexError: list index out of range",
             source="pyright",
@@ -165,14 +185,14 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         explanation = await command(client, "hintwise.explain", argument)
         assert explanation["markdown"].startswith("**pyright: IndexError")
         assert explanation["culprit"]["uri"] == uri
-        assert 7 <= explanation["culprit"]["line"] <= 8  # inside `last`, the function shown
+        assert 19 <= explanation["culprit"]["line"] <= 20  # inside `last`, the function shown
         assert "error: pyright: IndexError: list index out of range" in explanation["facts"]
 
         # Hover on the explained line shows the explanation.
         hover = await client.text_document_hover_async(
             types.HoverParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=8, character=12),
+                position=types.Position(line=20, character=12),
             )
         )
         assert hover is not None and hover.contents.value == explanation["markdown"]
@@ -186,9 +206,26 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         )
         assert not unknown["rated"]
 
+        # Apply fix: the model expected `0` where the code says `1` in is_even.
+        even = next(d for d in params.diagnostics if d.range.start.line == 1)
+        assert even.data["fix"] and even.severity == types.DiagnosticSeverity.Warning
+        fix_actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=even.range,
+                context=types.CodeActionContext(diagnostics=[even]),
+            )
+        )
+        apply = next(a for a in fix_actions if a.title == "Apply fix")
+        applied = await command(client, run_of(apply).command, run_of(apply).arguments[0])
+        assert applied == {"applied": True, "id": even.data["id"]}
+        assert "    return n % 2 == 0\n" in edits[-1]
+        fixed_id = even.data["id"]
+
+        others = [d for d in params.diagnostics if d.data["id"] != fixed_id]
         dismissed_id = None
-        if params.diagnostics:
-            dismissed_id = params.diagnostics[0].data["id"]
+        if others:
+            dismissed_id = others[0].data["id"]
             republished = await expect_diagnostics(client)
             result = await command(client, "hintwise.dismissComment", {"id": dismissed_id})
             assert result["dismissed"]
@@ -216,6 +253,8 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
     assert kinds[explanation["id"]] == "explanation"
     assert (explanation["id"], "rated", 1.0) in events
     assert (explanation["id"], "accepted", None) in events
+    assert kinds[fixed_id] == "review"
+    assert (fixed_id, "applied", None) in events and (fixed_id, "accepted", None) in events
     if dismissed_id:
         assert kinds[dismissed_id] == "review"
         assert (dismissed_id, "dismissed", None) in events
@@ -226,6 +265,15 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         .fetchone()[0]
     )
     assert detail["facts"] == explanation["facts"]
+    # ... and in the preference export (KTO rows: the prompt the model saw → its answer).
+    from telemetry.export import export
+
+    out = io.StringIO()
+    export(Path(clock_env["HINTWISE_DATA_DIR"]) / "telemetry.db", "kto", out)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    labelled = {row["completion"]: row["label"] for row in rows}
+    assert labelled[explanation["markdown"]] is True
+    assert any(row["prompt"].startswith("You review python code") for row in rows)
 
 
 async def test_review_is_cancelled_when_the_file_changes(clock_env, tmp_path: Path):
