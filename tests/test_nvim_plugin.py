@@ -205,3 +205,8 @@ def test_nvim_plugin_ghost_text_accept_dismiss_commands(
         assert explain["title"] == "hintwise explanation", diagnostics
         assert explain["float_lines"] and any(line.strip() for line in explain["float_lines"])
         assert explain["rated"].get("err") is None and explain["rated"]["result"], diagnostics
+    if "hintwise.explainTraceback" in observed["commands"]:
+        traceback = observed["traceback"]
+        assert traceback["reply"].get("err") is None, diagnostics
+        assert traceback["reply"]["result"]["markdown"].strip(), diagnostics
+        assert any("TypeError" in line for line in traceback["float_lines"]), diagnostics

@@ -344,6 +344,31 @@ local function main()
     step("explain")
   end
 
+  -- 8. :HintwiseExplainTraceback with a traceback in the unnamed register (as after a yank).
+  if vim.tbl_contains(obs.commands, "hintwise.explainTraceback") then
+    local file = vim.api.nvim_buf_get_name(bufnr)
+    vim.fn.setreg('"', table.concat({
+      "Traceback (most recent call last):",
+      '  File "' .. file .. '", line 21, in primes_below',
+      "    return [n for n in range(limit) if is_prime(n)]",
+      "TypeError: 'str' object cannot be interpreted as an integer",
+    }, "\n"))
+    commands.last = {}
+    vim.cmd("HintwiseExplainTraceback")
+    wait_until(function()
+      return commands.last["hintwise.explainTraceback"] ~= nil
+    end, 3 * step_timeout)
+    local tb_float = require("hintwise.float").last
+    obs.traceback = {
+      reply = commands.last["hintwise.explainTraceback"],
+      float_lines = tb_float and vim.api.nvim_buf_is_valid(tb_float.buf) and lines(tb_float.buf),
+    }
+    if tb_float and vim.api.nvim_win_is_valid(tb_float.win) then
+      keys("q")
+    end
+    step("traceback")
+  end
+
   -- Shut down and see the server leave.
   local exited = false
   local t0 = uv.hrtime()
