@@ -123,6 +123,12 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
         folder.mkdir()
     source = workspace / "primes.py"
     source.write_text(EXAMPLE.read_text())
+    (workspace / "trace.log").write_text(
+        "Traceback (most recent call last):\n"
+        f'  File "{source}", line 21, in primes_below\n'
+        "    return [n for n in range(limit) if is_prime(n)]\n"
+        "ZeroDivisionError: division by zero\n"
+    )
     out = tmp_path / "observed.json"
     crash = tmp_path / "crashing-hintwise"
     crash.write_text("#!/bin/sh\necho 'hintwise: simulated crash' >&2\nexit 3\n")
@@ -231,3 +237,5 @@ def test_vscode_ghost_text_tab_word_escape_in_code_server(
         assert "helpful" in (explain["thanks"] or ""), diagnostics
         # The server recorded the rating (the stats command afterwards flushed the store).
         assert any(e[1] == "rated" and e[4] == 1.0 for e in events), events
+        # A traceback selected in an editor is explained in the same panel.
+        assert "ZeroDivisionError" in (observed["traceback"]["panel_text"] or ""), diagnostics

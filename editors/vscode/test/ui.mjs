@@ -302,6 +302,36 @@ async function main() {
       step("explain", obs.explain);
     }
 
+    // 8b. Explain a traceback selected in an editor (here a log file in the workspace).
+    if (process.env.HWTEST_EXPECT_EXPLAIN === "1" && fs.existsSync(path.join(workspace, "trace.log"))) {
+      // A double click opens the file and puts the keyboard focus in its editor.
+      await page.locator('.monaco-list-row[aria-label*="trace.log"]').first().dblclick({ timeout: STEP_MS });
+      await page.waitForSelector('.tab.active[aria-label*="trace.log"]', { timeout: STEP_MS });
+      await sleep(500);
+      await page.keyboard.press("Control+A");
+      await palette("hintwise: Explain traceback");
+      await sleep(500);
+      let heading = null;
+      const t2 = Date.now();
+      while (!heading && Date.now() - t2 < STEP_MS) {
+        heading = await page
+          .frameLocator("iframe.webview")
+          .frameLocator("iframe#active-frame")
+          .locator(".explanation")
+          .textContent({ timeout: 1000 })
+          .catch(() => null);
+        if (heading && !heading.includes("ZeroDivisionError")) heading = null;
+        await sleep(250);
+      }
+      obs.traceback = {
+        panel_text: heading,
+        frames: page.frames().map((f) => f.url().slice(0, 120)),
+        tabs: await page.$$eval(".tab", (tabs) => tabs.map((t) => t.getAttribute("aria-label"))),
+      };
+      await page.screenshot({ path: path.join(shots, "vscode-traceback.png") });
+      step("traceback", { found: heading !== null });
+    }
+
     // 9. Feedback stats in the side panel.
     await palette("hintwise: Show feedback stats");
     obs.stats_panel = await page
