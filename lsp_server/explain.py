@@ -16,12 +16,27 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from lsp_server.review import Comment, ReviewError, apply_replacement, find_units, numbered
+from lsp_server.review import (
+    Comment,
+    ReviewError,
+    Unit,
+    apply_replacement,
+    candidates,
+    find_units,
+    numbered,
+)
 from lsp_server.syntax import language_for_path
 from models.engine import Engine, GenerationRequest
 
 MAX_FUNCTION_LINES = 80
+
+
+def uri_path(uri: str) -> Path | None:
+    """The file path of a file:// URI, else None."""
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,7 @@ class Question:
     code: str  # the enclosing function (or a window of lines)
     first_line: int  # 0-based line of `code`'s first line
     facts: list[str] = field(default_factory=list)
+    function: str | None = None  # the function shown, for execution tracing
 
 
 def question_at(
@@ -144,7 +160,8 @@ def question_at(
     facts.append(f"at {where}: `{lines[line].strip()}`")
     if unit is not None:
         facts.append(f"in {unit.kind} `{unit.name}` (lines {first + 1}-{last + 1})")
-    return Question(uri, path, line, message, language, code, first, facts)
+    name = unit.name if unit is not None and unit.kind == "function" else None
+    return Question(uri, path, line, message, language, code, first, facts, name)
 
 
 def explain_schema(question: Question) -> dict:
@@ -154,9 +171,9 @@ def explain_schema(question: Question) -> dict:
     return {
         "type": "object",
         "properties": {
-            "explanation": {"type": "string", "minLength": 10, "maxLength": 500},
+            "explanation": {"type": "string", "minLength": 10, "maxLength": 300},
             "culprit_line": {"enum": lines},
-            "fix": {"type": "string", "maxLength": 200},
+            "fix": {"type": "string", "maxLength": 120},
         },
         "required": ["explanation", "culprit_line"],
     }
@@ -231,7 +248,19 @@ def explain(
     engine: Engine, question: Question, cancelled: Callable[[], bool], max_tokens: int = 256
 ) -> Explanation | None:
     """Ask the model (on the model thread) and build the answer; None when cancelled."""
+    suspects = _suspects(engine, question, cancelled)
+    if cancelled():
+        return None
     request = explain_request(question, max_tokens)
+    if suspects:
+        for suspect in suspects:
+            question.facts.append(
+                f"line {suspect.line + 1}: the model did not expect `{suspect.written.strip()}`"
+                f" there (it expected `{suspect.expected.strip()}`)"
+            )
+        request = explain_request(question, max_tokens)
+        lines = sorted({s.line + 1 for s in suspects})
+        request.json_schema["properties"]["culprit_line"] = {"enum": lines}
     generation = engine.generate(request, cancelled)
     if generation.stop_reason == "cancelled":
         return None
@@ -245,6 +274,11 @@ def explain(
         and fix_edit(question.code, question.language, line - question.first_line, fix) is None
     ):
         fix = None  # prose, or code that does not parse in place: not offered as a fix
+    suspect = next((s for s in suspects if s.line == line), None)
+    if fix is None and suspect is not None and suspect.replacement:
+        swapped = suspect.replacement.strip()  # what the model expected there, as the fix
+        if fix_edit(question.code, question.language, line - question.first_line, swapped):
+            fix = swapped
     result = Explanation(
         markdown="",
         culprit={"uri": question.uri, "line": line} if question.uri else None,
@@ -259,6 +293,32 @@ def explain(
     )
     result.markdown = render_markdown(question, result, culprit_code)
     return result
+
+
+SUSPECTS = 3
+
+
+def _suspects(engine: Engine, question: Question, cancelled: Callable[[], bool]) -> list:
+    """Lines of the shown code holding the tokens the model least expected (engines that score
+    tokens only): the culprit is chosen among them, and they are listed as facts."""
+    score = getattr(engine, "score", None)
+    if score is None:
+        return []
+    scores = score(f"# {question.language}\n", question.code, cancelled)
+    if not scores:
+        return []
+    unit = Unit(
+        "code",
+        "shown",
+        question.first_line,
+        question.first_line + question.code.count("\n"),
+        0,
+        len(question.code),
+        question.code,
+    )
+    found = candidates(unit, scores, SUSPECTS, any_token=True, language=question.language)
+    # The `def` line itself is never the culprit of a wrong result.
+    return [c for c in found if c.line != question.first_line] or found
 
 
 def render_markdown(question: Question, result: Explanation, culprit_code: str) -> str:
@@ -278,6 +338,24 @@ def fix_edit(text: str, language: str, line: int, fix: str) -> str | None:
     return apply_replacement(
         text, language, Comment(line=line, severity="info", message="fix", replacement=fix)
     )
+
+
+def called_unit(text: str, language: str, line: int):
+    """The workspace function called on `line` that does not contain it (tree-sitter units), or
+    None: `assert f(x) == 3` in a test names the function whose result was wrong."""
+    try:
+        units = find_units(text, language)
+    except ReviewError:
+        return None
+    lines = text.split("\n")
+    if not 0 <= line < len(lines):
+        return None
+    called = set(re.findall(r"([A-Za-z_]\w*)\s*\(", lines[line]))
+    for unit in units:
+        outside = not unit.start_line <= line <= unit.end_line
+        if unit.name in called and outside and unit.end_line - unit.start_line < MAX_FUNCTION_LINES:
+            return unit
+    return None
 
 
 def traceback_question(
@@ -305,6 +383,17 @@ def traceback_question(
     language = language_for_path(str(path))
     display = str(path.relative_to(root.resolve())) if root is not None else str(path)
     question = question_at(source, language, frame.line - 1, parsed.error, path.as_uri(), display)
+    callee = called_unit(source, language, frame.line - 1)
+    if callee is not None:
+        # The failing line is a check (an assert in a test, say) of what a workspace function
+        # returned: the bug is more likely in that function, so that is the code the model sees.
+        question.facts.append(
+            f"line {frame.line} calls `{callee.name}` (lines {callee.start_line + 1}-"
+            f"{callee.end_line + 1}), shown below"
+        )
+        question.code, question.first_line = callee.text, callee.start_line
+        question.function = callee.name
+        question.line = callee.start_line + min(1, callee.end_line - callee.start_line)
     calls = [f for f, _ in resolved[:-1]][-4:]
     for call in reversed(calls):
         question.facts.append(f"called from {call.path}:{call.line} in {call.function}")

@@ -23,6 +23,13 @@ from lsp_server.syntax import language_for_path
     default=".",
     help="Workspace the traceback's frames are looked up in (default: here).",
 )
+@click.option(
+    "--run",
+    "run_target",
+    metavar="NODEID|SCRIPT",
+    help="Run this pytest node id or script (sandboxed) to record local variables "
+    "(explain.run; with --traceback the target is found in it when not given).",
+)
 @click.option("--model", "-m", metavar="PATH|NAME", help="A .gguf file or a bundled model name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def explain_command(
@@ -32,6 +39,7 @@ def explain_command(
     root: Path,
     model: str | None,
     as_json: bool,
+    run_target: str | None,
 ) -> None:
     """Explain a traceback, or the error MESSAGE at FILE:LINE, with the local model."""
     from lsp_server.cli import _overrides, _parse_location, _settings
@@ -56,6 +64,8 @@ def explain_command(
         except ReviewError as error:
             raise click.ClickException(str(error)) from None
         question.facts.extend(notes)
+        if settings.explain.run or run_target:
+            question.facts.extend(_runtime_facts(text, root, question, run_target, settings))
     elif location:
         if not message:
             raise click.UsageError("FILE:LINE needs --message TEXT")
@@ -75,6 +85,8 @@ def explain_command(
             path.resolve().as_uri(),
             str(path),
         )
+        if run_target:
+            question.facts.extend(_runtime_facts("", path.parent, question, run_target, settings))
     else:
         raise click.UsageError("give FILE:LINE --message TEXT, or --traceback FILE|-")
 
@@ -103,3 +115,31 @@ def explain_command(
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(result.markdown)
+
+
+def _runtime_facts(text: str, root: Path, question, run_target: str | None, settings) -> list[str]:
+    """Run the failing test or script (sandboxed) and return what it recorded as facts."""
+    from lsp_server import tracing
+    from lsp_server.explain import uri_path
+
+    if run_target:
+        kind = "pytest" if "::" in run_target else "script"
+        target = (kind, run_target)
+    else:
+        target = tracing.target_from_traceback(text, root)
+    if target is None:
+        click.echo(
+            "hintwise: nothing to run (no pytest node id or script in the traceback)", err=True
+        )
+        return []
+    click.echo(f"running {target[1]} (sandboxed, {settings.explain.run_timeout_s} s)…", err=True)
+    result = tracing.run_traced(
+        target[0],
+        target[1],
+        root,
+        uri_path(question.uri) if question.uri else None,
+        question.function,
+        settings.explain.run_timeout_s,
+        settings.explain.run_memory_mb,
+    )
+    return result.facts

@@ -442,15 +442,49 @@ class Candidate:
         )
 
 
-def candidates(unit: Unit, scores: list, limit: int) -> list[Candidate]:
-    """The `limit` lines of the unit whose most surprising operator/constant token is furthest
-    below the model's own choice (by at least SURPRISE_GAP)."""
+def prose_spans(text: str, language: str) -> list[tuple[int, int]]:
+    """Character spans of the comments and strings of `text` (tree-sitter): prose, where an
+    unexpected word is no bug."""
+    try:
+        tree = _parse(text, language)
+    except ReviewError:
+        return []
+    data = text.encode("utf-8", errors="surrogatepass")
+    spans: list[tuple[int, int]] = []
+
+    def char(byte: int) -> int:
+        return len(data[:byte].decode("utf-8", errors="surrogatepass"))
+
+    def visit(node: Node) -> None:
+        if "comment" in node.type or node.type in (
+            "string",
+            "template_string",
+            "raw_string_literal",
+        ):
+            spans.append((char(node.start_byte), char(node.end_byte)))
+            return
+        for child in node.children:
+            visit(child)
+
+    visit(tree.root_node)
+    return spans
+
+
+def candidates(
+    unit: Unit, scores: list, limit: int, any_token: bool = False, language: str = "python"
+) -> list[Candidate]:
+    """The `limit` lines of the unit whose most surprising operator/constant token (any token
+    with `any_token`) is furthest below the model's own choice (by at least SURPRISE_GAP);
+    tokens in comments and strings do not count."""
     best: dict[int, Candidate] = {}
+    prose = prose_spans(unit.text, language)
     for score in scores:
+        if any(start <= score.offset < end for start, end in prose):
+            continue
         written, expected = score.text.strip(), score.expected.strip()
         if not written or written == expected:
             continue
-        if not (_SWAPPABLE.match(written) or _SWAPPABLE.match(expected)):
+        if not any_token and not (_SWAPPABLE.match(written) or _SWAPPABLE.match(expected)):
             continue
         gap = score.expected_logprob - score.logprob
         if gap < SURPRISE_GAP:
@@ -490,7 +524,7 @@ def review_unit(
         if cancelled():
             return None
         if scores is not None:
-            found = candidates(unit, scores, max_per_unit)
+            found = candidates(unit, scores, max_per_unit, language=language)
     request = review_request(unit, language, max_per_unit)
     if found is not None:
         if not found:

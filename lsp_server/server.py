@@ -390,7 +390,15 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import completion, documents, explain, feedback, lifecycle, review
+    from lsp_server.features import (
+        completion,
+        documents,
+        editor,
+        explain,
+        feedback,
+        lifecycle,
+        review,
+    )
 
     server = HintwiseServer(settings, overrides)
     lifecycle.register(server)
@@ -399,4 +407,5 @@ def create_server(
     feedback.register(server)
     review.register(server)
     explain.register(server)
+    editor.register(server)
     return server

@@ -253,3 +253,36 @@ def test_cli_review_sarif_with_the_real_model(tmp_path: Path, data_dir: Path, ge
         line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
         assert CODE.split("\n")[line - 1].strip()
     assert sys.executable
+
+
+@pytest.mark.model
+def test_cli_explain_with_a_traced_run(tmp_path: Path, data_dir: Path, gemma_path: Path):
+    from conftest import hintwise_command
+
+    (tmp_path / "stats.py").write_text(CODE + "\nprint(mean([4]))\n")
+    run = subprocess.run(
+        [
+            *hintwise_command(),
+            "explain",
+            "stats.py:17",
+            "--message",
+            "ZeroDivisionError: division by zero",
+            "--run",
+            "stats.py",
+            "--json",
+            "--model",
+            str(gemma_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"HINTWISE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["culprit"]["line"] in (15, 16)  # inside mean, 0-based
+    assert answer["culprit_location"] in ("stats.py:16", "stats.py:17")
+    assert "runtime: before line 17: values = [4]" in answer["runtime_facts"]
+    assert "runtime: outcome failed: ZeroDivisionError: division by zero" in answer["facts"]
+    assert answer["markdown"].startswith("**ZeroDivisionError: division by zero**")

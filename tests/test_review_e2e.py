@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sqlite3
 import statistics
@@ -10,12 +11,24 @@ import time
 from pathlib import Path
 
 import pytest
-from lsp_session import EXAMPLE, inline, insert, open_document, session, wait_ready
+from lsp_session import EXAMPLE, inline, insert, open_document, session, status, wait_ready
 from lsprotocol import types
 
 pytestmark = pytest.mark.model
 
-BUGGY = """def mean(values):
+BUGGY = """def is_even(n):
+    return n % 2 == 1
+
+
+def largest(values):
+    best = values[0]
+    for v in values:
+        if v < best:
+            best = v
+    return best
+
+
+def mean(values):
     total = 0
     for v in values:
         total += v
@@ -81,7 +94,10 @@ async def timed_completion(client, uri: str, version: int, line: int, column: in
     insert(client, uri, version, line, column, " ")
     started = time.perf_counter()
     await inline(client, uri, line, column + 1)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    last = (await status(client)).completions.last
+    print("completion", round(elapsed * 1000), last and last.reason, last and last.tokens)
+    return elapsed
 
 
 async def test_completion_keeps_its_latency_during_a_review(clock_env, tmp_path: Path):
@@ -98,7 +114,7 @@ async def test_completion_keeps_its_latency_during_a_review(clock_env, tmp_path:
         for _ in range(2):  # warm the completion prompt
             await inline(client, other.as_uri(), line, column)
         baseline = []
-        for _ in range(3):
+        for _ in range(5):
             version += 1
             baseline.append(await timed_completion(client, other.as_uri(), version, line, column))
             column += 1
@@ -106,7 +122,7 @@ async def test_completion_keeps_its_latency_during_a_review(clock_env, tmp_path:
         save(client, buggy.as_uri())
         await asyncio.sleep(1.5)  # the review is evaluating its prompt or generating
         during = []
-        for _ in range(3):
+        for _ in range(5):
             version += 1
             during.append(await timed_completion(client, other.as_uri(), version, line, column))
             column += 1
@@ -126,6 +142,13 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
     async with session(clock_env) as client:
         await wait_ready(client)
         decode_code_actions(client)
+        edits: list[str] = []
+
+        @client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams):
+            edits.extend(edit.new_text for edit in params.edit.changes[uri])
+            return types.ApplyWorkspaceEditResult(applied=True)
+
         open_document(client, uri, BUGGY)
         published = await expect_diagnostics(client)
         answer = await command(client, "hintwise.review", {"uri": uri})
@@ -139,8 +162,8 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         # Explain this error, on a diagnostic from another server.
         foreign = types.Diagnostic(
             range=types.Range(
-                start=types.Position(line=8, character=11),
-                end=types.Position(line=8, character=28),
+                start=types.Position(line=20, character=11),
+                end=types.Position(line=20, character=28),
             ),
             message="IndexError: list index out of range",
             source="pyright",
@@ -162,14 +185,14 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         explanation = await command(client, "hintwise.explain", argument)
         assert explanation["markdown"].startswith("**pyright: IndexError")
         assert explanation["culprit"]["uri"] == uri
-        assert 7 <= explanation["culprit"]["line"] <= 8  # inside `last`, the function shown
+        assert 19 <= explanation["culprit"]["line"] <= 20  # inside `last`, the function shown
         assert "error: pyright: IndexError: list index out of range" in explanation["facts"]
 
         # Hover on the explained line shows the explanation.
         hover = await client.text_document_hover_async(
             types.HoverParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=8, character=12),
+                position=types.Position(line=20, character=12),
             )
         )
         assert hover is not None and hover.contents.value == explanation["markdown"]
@@ -183,9 +206,26 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         )
         assert not unknown["rated"]
 
+        # Apply fix: the model expected `0` where the code says `1` in is_even.
+        even = next(d for d in params.diagnostics if d.range.start.line == 1)
+        assert even.data["fix"] and even.severity == types.DiagnosticSeverity.Warning
+        fix_actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=even.range,
+                context=types.CodeActionContext(diagnostics=[even]),
+            )
+        )
+        apply = next(a for a in fix_actions if a.title == "Apply fix")
+        applied = await command(client, run_of(apply).command, run_of(apply).arguments[0])
+        assert applied == {"applied": True, "id": even.data["id"]}
+        assert "    return n % 2 == 0\n" in edits[-1]
+        fixed_id = even.data["id"]
+
+        others = [d for d in params.diagnostics if d.data["id"] != fixed_id]
         dismissed_id = None
-        if params.diagnostics:
-            dismissed_id = params.diagnostics[0].data["id"]
+        if others:
+            dismissed_id = others[0].data["id"]
             republished = await expect_diagnostics(client)
             result = await command(client, "hintwise.dismissComment", {"id": dismissed_id})
             assert result["dismissed"]
@@ -213,6 +253,8 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
     assert kinds[explanation["id"]] == "explanation"
     assert (explanation["id"], "rated", 1.0) in events
     assert (explanation["id"], "accepted", None) in events
+    assert kinds[fixed_id] == "review"
+    assert (fixed_id, "applied", None) in events and (fixed_id, "accepted", None) in events
     if dismissed_id:
         assert kinds[dismissed_id] == "review"
         assert (dismissed_id, "dismissed", None) in events
@@ -223,6 +265,15 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         .fetchone()[0]
     )
     assert detail["facts"] == explanation["facts"]
+    # ... and in the preference export (KTO rows: the prompt the model saw → its answer).
+    from telemetry.export import export
+
+    out = io.StringIO()
+    export(Path(clock_env["HINTWISE_DATA_DIR"]) / "telemetry.db", "kto", out)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    labelled = {row["completion"]: row["label"] for row in rows}
+    assert labelled[explanation["markdown"]] is True
+    assert any(row["prompt"].startswith("You review python code") for row in rows)
 
 
 async def test_review_is_cancelled_when_the_file_changes(clock_env, tmp_path: Path):
@@ -235,8 +286,21 @@ async def test_review_is_cancelled_when_the_file_changes(clock_env, tmp_path: Pa
         save(client, uri)
         await asyncio.sleep(1.0)
         insert(client, uri, 2, 0, 0, "# edited\n")  # cancels the review under way
+        buggy.unlink()  # deleted between the save and the review: the open buffer is reviewed
         published = await expect_diagnostics(client)
         save(client, uri)
         params = await asyncio.wait_for(published, 240)
         # The first publication is the second review's, for the edited version.
         assert params.version == 2
+
+        # A huge file: a clear answer, no crash, and the server still serves.
+        huge = tmp_path / "huge.py"
+        open_document(client, huge.as_uri(), "x = 1\n" * 200_000)
+        answer = await command(client, "hintwise.review", {"uri": huge.as_uri()})
+        assert answer["comments"] == 0 and "too large" in answer["error"]
+        # An unparseable file still gets its functions reviewed.
+        broken = tmp_path / "broken.py"
+        open_document(client, broken.as_uri(), "def f(:\n    return )\n\ndef g(a):\n    return a\n")
+        answer = await command(client, "hintwise.review", {"uri": broken.as_uri()})
+        assert "error" not in answer
+        assert (await status(client)).state == "ready"

@@ -3,14 +3,15 @@ on diagnostics (Explain this error, Apply fix, Dismiss, Explain in detail) and h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server import explain
+from lsp_server import explain, tracing
+from lsp_server.explain import uri_path
 from lsp_server.features.review import (
     APPLY_FIX_COMMAND,
     DISMISS_COMMAND,
@@ -18,6 +19,7 @@ from lsp_server.features.review import (
     arguments,
     fix_edit,
     foreign_lines,
+    progress,
 )
 from lsp_server.review import ReviewError
 from lsp_server.reviewer import Cancelled, run_background
@@ -29,11 +31,6 @@ log = logging.getLogger("hintwise")
 EXPLAIN_COMMAND = "hintwise.explain"
 EXPLAIN_TRACEBACK_COMMAND = "hintwise.explainTraceback"
 RATE_COMMAND = "hintwise.rateExplanation"
-
-
-def uri_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _root(ls: HintwiseServer) -> Path | None:
@@ -73,6 +70,7 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
         return result, result is not None
 
     key = f"explain:{context.get('uri')}:{context.get('line')}"
+    token = await progress(ls, "hintwise: explaining")
     try:
         result = await run_background(worker, step, key)
     except Cancelled:
@@ -80,6 +78,9 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
     except Exception as error:  # no model, for instance: a clear message, no crash
         ls.tell(f"hintwise: cannot explain: {error}", types.MessageType.Error)
         raise JsonRpcInvalidParams(f"cannot explain: {error}") from None
+    finally:
+        if token is not None:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
     ls.insights.remember(result, context)
     engine = worker.engine
     ls.writer.record(
@@ -174,6 +175,19 @@ def register(server: HintwiseServer) -> None:
             ls.tell(f"hintwise: {error}", types.MessageType.Warning)
             raise JsonRpcInvalidParams(str(error)) from None
         question.facts.extend(notes)
+        root = _root(ls)
+        target = tracing.target_from_traceback(value["text"], root) if root else None
+        if ls.settings.explain.run and target is not None:
+            result = await asyncio.to_thread(
+                tracing.run_traced,
+                *target,
+                root,
+                uri_path(question.uri) if question.uri else None,
+                question.function,
+                ls.settings.explain.run_timeout_s,
+                ls.settings.explain.run_memory_mb,
+            )
+            question.facts.extend(result.facts)
         context = {"uri": question.uri, "line": question.line}
         return await _answer(ls, question, context, value.get("show") is not False)
 

@@ -106,7 +106,7 @@ def _record(ls: HintwiseServer, uri: str, language: str, result: review.UnitRevi
         ls.writer.record(Event(suggestion_id=comment.id, kind="shown"))
 
 
-async def _progress(ls: HintwiseServer, title: str):
+async def progress(ls: HintwiseServer, title: str):
     """A workDoneProgress token when the client declared support, else None."""
     window = ls.client_capabilities.window
     if window is None or not window.work_done_progress:
@@ -137,7 +137,7 @@ async def review_document(ls: HintwiseServer, uri: str, whole: bool = False) -> 
     flagged = set(ls.insights.flagged.get(uri, set()))
     settings = ls.settings.review
     worker = ls.worker_for("review")
-    token = await _progress(ls, f"hintwise: reviewing {Path(uri).name}")
+    token = await progress(ls, f"hintwise: reviewing {Path(uri).name}")
 
     def changed() -> bool:
         current = ls.documents.get(uri)
