@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import hintwise_command
 from test_neovim import EDITORS, _find_editor
+from test_review_e2e import BUGGY
 
 SCRIPT = Path(__file__).resolve().parent / "nvim" / "review.lua"
-SOURCE = """def is_even(n):
-    return n % 2 == 1
-
-
-def largest(values):
-    best = values[0]
-    for v in values:
-        if v < best:
-            best = v
-    return best
-"""
+# is_even and largest: the two functions of the end-to-end test with a seeded defect each.
+SOURCE = BUGGY.split("\n\n\ndef mean")[0] + "\n"
 
 
 @pytest.mark.editor
