@@ -197,6 +197,23 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         )
         assert hover is not None and hover.contents.value == explanation["markdown"]
 
+        # A traceback, shown by the server itself (this client has no showDocument: showMessage).
+        traceback = (
+            "Traceback (most recent call last):\n"
+            f'  File "{buggy}", line 21, in last\n'
+            "    return items[len(items)]\n"
+            "IndexError: list index out of range\n"
+        )
+        shown_before = len(client.messages)
+        answer = await command(client, "hintwise.explainTraceback", {"text": traceback})
+        assert answer["culprit"]["uri"] == uri and 19 <= answer["culprit"]["line"] <= 20
+        assert "in function `last` (lines 20-21)" in answer["facts"]
+        for _ in range(50):
+            if len(client.messages) > shown_before:
+                break
+            await asyncio.sleep(0.1)
+        assert client.messages[-1].message == answer["markdown"]
+
         rated = await command(
             client, "hintwise.rateExplanation", {"id": explanation["id"], "helpful": True}
         )

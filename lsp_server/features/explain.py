@@ -62,7 +62,6 @@ def _diagnostic_fields(value) -> tuple[int, str]:
 
 
 async def _answer(ls: HintwiseServer, question: explain.Question, context: dict, show: bool):
-    worker = ls.worker_for("explain")
     max_tokens = ls.settings.explain.max_tokens
 
     def step(engine, cancelled):
@@ -72,6 +71,7 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
     key = f"explain:{context.get('uri')}:{context.get('line')}"
     token = await progress(ls, "hintwise: explaining")
     try:
+        worker = ls.worker_for("explain")
         result = await run_background(worker, step, key)
     except Cancelled:
         raise JsonRpcInvalidParams("the explanation was superseded by a newer one") from None
@@ -82,7 +82,7 @@ async def _answer(ls: HintwiseServer, question: explain.Question, context: dict,
         if token is not None:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
     ls.insights.remember(result, context)
-    engine = worker.engine
+    engine = ls.worker_for("explain").engine
     ls.writer.record(
         Suggestion(
             id=result.id,

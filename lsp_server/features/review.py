@@ -11,6 +11,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server import review
+from lsp_server.explain import uri_path
 from lsp_server.reviewer import Cancelled, run_background
 from lsp_server.server import HintwiseServer
 from telemetry.records import Event, Suggestion
@@ -126,7 +127,8 @@ async def review_document(ls: HintwiseServer, uri: str, whole: bool = False) -> 
     document = ls.documents.get(uri)
     if document is None:
         raise review.ReviewError(f"{uri} is not open (or was closed before the review)")
-    if uri.startswith("file:") and not Path(document.uri.removeprefix("file://")).exists():
+    on_disk = uri_path(uri)
+    if on_disk is not None and not on_disk.exists():
         ls.note(f"hintwise: {uri} no longer exists on disk; reviewing the open buffer")
     units = review.find_units(document.text, document.language_id)
     reviews = ls.insights.file(uri)
