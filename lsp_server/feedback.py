@@ -174,6 +174,8 @@ class FeedbackTracker:
         if accepted_chars >= len(tracked.text):
             return self.accepted(suggestion_id)
         first = tracked.outcome != "partially_accepted"
+        if not first and accepted_chars <= len(tracked.accepted_text):
+            return True  # already known: the edit was seen before the plugin's notification
         self._settle(tracked, "partially_accepted")
         tracked.accepted_text = tracked.text[:accepted_chars]
         self._event(tracked, "partially_accepted", accepted_chars=accepted_chars)
