@@ -422,6 +422,23 @@ _SWAPPABLE = re.compile(
 )
 # How much likelier the model's own choice must be than the token written (natural log: e^4 ≈ 55×).
 SURPRISE_GAP = 4.0
+_NEGATIONS = ("not", "!")
+_WORD = re.compile(r"\w")
+
+
+def _worth_swapping(text: str, score, written: str, expected: str) -> bool:
+    """An operator, constant or keyword the model would have written differently; or a missing
+    negation. Not a piece of a longer name (`is` of `is_prime`), and not a name the model would
+    have replaced by a constant or a new statement (`n` → `False`, `limit` → `if`): a 270M model
+    guessing another statement is no sign of a bug."""
+    start = score.offset + len(score.text) - len(score.text.lstrip())
+    end = start + len(written)
+    glued = (start > 0 and _WORD.match(text[start - 1]) and _WORD.match(written[0])) or (
+        end < len(text) and _WORD.match(text[end]) and _WORD.match(written[-1])
+    )
+    if glued:
+        return False
+    return bool(_SWAPPABLE.match(written)) or expected in _NEGATIONS
 
 
 @dataclass
@@ -484,7 +501,7 @@ def candidates(
         written, expected = score.text.strip(), score.expected.strip()
         if not written or written == expected:
             continue
-        if not any_token and not (_SWAPPABLE.match(written) or _SWAPPABLE.match(expected)):
+        if not any_token and not _worth_swapping(unit.text, score, written, expected):
             continue
         gap = score.expected_logprob - score.logprob
         if gap < SURPRISE_GAP:
