@@ -424,6 +424,7 @@ _SWAPPABLE = re.compile(
 SURPRISE_GAP = 4.0
 _NEGATIONS = ("not", "!")
 _WORD = re.compile(r"\w")
+_LETTER = re.compile(r"[^\W\d]")
 
 
 def _worth_swapping(text: str, score, written: str, expected: str) -> bool:
@@ -438,7 +439,10 @@ def _worth_swapping(text: str, score, written: str, expected: str) -> bool:
     )
     if glued:
         return False
-    return bool(_SWAPPABLE.match(written)) or expected in _NEGATIONS
+    if _SWAPPABLE.match(written) or expected in _NEGATIONS:
+        return True
+    # a token of operators, digits and punctuation together (`!='`, `1)`) swapped for one
+    return not _LETTER.search(written) and bool(_SWAPPABLE.match(expected))
 
 
 @dataclass
