@@ -286,3 +286,35 @@ def test_cli_explain_with_a_traced_run(tmp_path: Path, data_dir: Path, gemma_pat
     assert "runtime: before line 17: values = [4]" in answer["runtime_facts"]
     assert "runtime: outcome failed: ZeroDivisionError: division by zero" in answer["facts"]
     assert answer["markdown"].startswith("**ZeroDivisionError: division by zero**")
+
+
+def test_review_candidates_are_operators_constants_or_a_missing_negation():
+    """What the model would have written differently counts only where a seeded bug could be:
+    an operator, constant or keyword token, or a missing `not`; never a piece of a name, nor a
+    name the model would replace by a constant or another statement (examples/primes.py had
+    three such false comments from the bundled model)."""
+    from models.engine import TokenScore
+
+    text = (
+        "def f(n, limit):\n"
+        "    if n % 2 == 0:\n"
+        "        return n == 2\n"
+        "    ok = is_prime(n)\n"
+        "    if ready:\n"
+        "        return x !='a'\n"
+    )
+    [unit] = review.find_units(text, "python")
+
+    def at(fragment: str, written: str, expected: str) -> TokenScore:
+        offset = text.index(fragment) + fragment.index(written)
+        return TokenScore(offset, written, -9.0, expected, -0.1)
+
+    scores = [
+        at("n % 2 == 0", "==", "!="),  # operator: kept
+        at("return n == 2", "n", "False"),  # a name the model would make a constant
+        at("ok = is_prime", "is", "n"),  # `is` of `is_prime`
+        at("if ready", "ready", "not"),  # a missing negation: kept
+        at("x !='a'", "!='", "=="),  # operator glued to a quote: kept
+    ]
+    found = {c.written: c.line for c in review.candidates(unit, scores, limit=10)}
+    assert found == {"==": 1, "ready": 4, "!='": 5}
