@@ -434,8 +434,10 @@ def _worth_swapping(text: str, score, written: str, expected: str) -> bool:
     guessing another statement is no sign of a bug."""
     start = score.offset + len(score.text) - len(score.text.lstrip())
     end = start + len(written)
-    glued = (start > 0 and _WORD.match(text[start - 1]) and _WORD.match(written[0])) or (
-        end < len(text) and _WORD.match(text[end]) and _WORD.match(written[-1])
+    before = text[start - 1] if 0 < start <= len(text) else ""
+    after = text[end] if 0 <= end < len(text) else ""
+    glued = (_WORD.match(before) and _WORD.match(written[0])) or (
+        _WORD.match(after) and _WORD.match(written[-1])
     )
     if glued:
         return False
@@ -500,6 +502,8 @@ def candidates(
     best: dict[int, Candidate] = {}
     prose = prose_spans(unit.text, language)
     for score in scores:
+        if score.offset >= len(unit.text):
+            continue  # past the reviewed code (what the model saw after it)
         if any(start <= score.offset < end for start, end in prose):
             continue
         written, expected = score.text.strip(), score.expected.strip()

@@ -318,3 +318,6 @@ def test_review_candidates_are_operators_constants_or_a_missing_negation():
     ]
     found = {c.written: c.line for c in review.candidates(unit, scores, limit=10)}
     assert found == {"==": 1, "ready": 4, "!='": 5}
+    # a score past the unit's end (the model's end-of-text) is no candidate and no crash
+    beyond = TokenScore(len(unit.text) + 3, "<", -9.0, ">", -0.1)
+    assert review.candidates(unit, [beyond], limit=10) == []
