@@ -75,6 +75,16 @@ def _route_llama_logs() -> None:
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
+def cached_prefix(llm, tokens: list[int]) -> int:
+    """How many leading `tokens` the llama.cpp context already holds (its KV cache)."""
+    cached = llm.input_ids[: llm.n_tokens]
+    limit = min(len(cached), len(tokens))
+    if not limit:
+        return 0
+    same = np.asarray(cached[:limit]) == np.asarray(tokens[:limit])
+    return limit if same.all() else int(np.argmin(same))
+
+
 def default_threads() -> int:
     """All cores but one (at most 8).
 
@@ -287,12 +297,7 @@ class LlamaEngine:
         finished); unfinished means cancelled, with the evaluated part kept for the next request.
         """
         llm = self.llm
-        cached = llm.input_ids[: llm.n_tokens]
-        limit = min(len(cached), len(tokens))
-        common = 0
-        if limit:
-            same = np.asarray(cached[:limit]) == np.asarray(tokens[:limit])
-            common = limit if same.all() else int(np.argmin(same))
+        common = cached_prefix(llm, tokens)
         # The last prompt token is always run again: its logits are what we sample from.
         common = min(common, len(tokens) - 1)
         llm.n_tokens = common
@@ -560,13 +565,7 @@ class LlamaEngine:
         if len(tokens) > room:
             result.stop_reason = "context"
             return result
-        cached = llm.input_ids[: llm.n_tokens]
-        limit = min(len(cached), len(tokens))
-        common = 0
-        if limit:
-            same = np.asarray(cached[:limit]) == np.asarray(tokens[:limit])
-            common = limit if same.all() else int(np.argmin(same))
-        llm.n_tokens = min(common, len(tokens) - 1)
+        llm.n_tokens = min(cached_prefix(llm, tokens), len(tokens) - 1)
         for start in range(llm.n_tokens, len(tokens), PROMPT_CHUNK):
             if cancelled():
                 result.stop_reason = "cancelled"
