@@ -65,6 +65,34 @@ def _find_editor(binary: Path, install: str) -> Path:
     pytest.skip(reason)
 
 
+def run_headless(
+    binary: Path, script: Path, source: Path, env: dict[str, str], cwd: Path, timeout: float
+) -> tuple[list[str], int | None, str, str, bool, float]:
+    """Run a Lua script in a headless Neovim on `source`; its whole process group (the server it
+    started too) is killed at the timeout. (command, exit code, stdout, stderr, timed out, s)"""
+    command = [str(binary), "--headless", "-u", "NONE", "-i", "NONE", "-n"]
+    command += ["-c", f"luafile {script}", str(source)]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+    return command, process.returncode, stdout, stderr, timed_out, time.monotonic() - started
+
+
 def _run_neovim(binary: Path, tmp_path: Path, server_env: dict[str, str]) -> dict:
     """Run check.lua in a headless Neovim; the JSON record plus the run's diagnostics."""
     source = tmp_path / "primes.py"
@@ -86,44 +114,16 @@ def _run_neovim(binary: Path, tmp_path: Path, server_env: dict[str, str]) -> dic
         **{f"XDG_{kind}_HOME": str(xdg / kind.lower()) for kind in ("CONFIG", "DATA", "STATE")},
         XDG_CACHE_HOME=str(xdg / "cache"),
     )
-    command = [
-        str(binary),
-        "--headless",
-        "-u",
-        "NONE",
-        "-i",
-        "NONE",
-        "-n",
-        "-c",
-        f"luafile {CHECK_LUA}",
-        str(source),
-    ]
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    command, returncode, stdout, stderr, timed_out, elapsed = run_headless(
+        binary, CHECK_LUA, source, env, tmp_path, NVIM_TIMEOUT_S
     )
-    timed_out = False
-    try:
-        stdout, stderr = process.communicate(timeout=NVIM_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-    elapsed = time.monotonic() - started
 
     observed = json.loads(out.read_text()) if out.exists() else {}
     lsp_logs = sorted(xdg.rglob("lsp.log"))
     diagnostics = "\n".join(
         [
             f"command: {command}",
-            f"exit code: {process.returncode}, timed out: {timed_out}, {elapsed:.1f} s",
+            f"exit code: {returncode}, timed out: {timed_out}, {elapsed:.1f} s",
             f"stdout: {stdout[-2000:]!r}",
             f"stderr: {stderr[-2000:]!r}",
             f"observed: {json.dumps(observed, indent=1)[-6000:]}",
@@ -132,7 +132,7 @@ def _run_neovim(binary: Path, tmp_path: Path, server_env: dict[str, str]) -> dic
         ]
     )
     return {
-        "returncode": process.returncode,
+        "returncode": returncode,
         "timed_out": timed_out,
         "elapsed": elapsed,
         "observed": observed,

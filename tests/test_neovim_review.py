@@ -4,14 +4,11 @@ diagnostics, applies a fix through a code action and gets an explanation as a me
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import hintwise_command
-from test_neovim import EDITORS, _find_editor
+from test_neovim import EDITORS, _find_editor, run_headless
 from test_review_e2e import BUGGY
 
 SCRIPT = Path(__file__).resolve().parent / "nvim" / "review.lua"
@@ -40,33 +37,7 @@ def test_neovim_review_on_save_apply_fix_and_explain(
             for kind in ("CONFIG", "DATA", "STATE", "CACHE")
         },
     }
-    command = [
-        str(nvim),
-        "--headless",
-        "-u",
-        "NONE",
-        "-i",
-        "NONE",
-        "-n",
-        "-c",
-        f"luafile {SCRIPT}",
-        str(source),
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        process.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    run_headless(nvim, SCRIPT, source, env, tmp_path, 240)
     observed = json.loads(out.read_text()) if out.exists() else {}
     assert observed.get("done"), observed
     assert "lua_error" not in observed, observed

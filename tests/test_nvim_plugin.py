@@ -11,16 +11,12 @@ accepts a word and <M-C-Right> a line; in another <C-]> dismisses. It runs :chec
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, hintwise_command
-from test_neovim import EDITORS, _find_editor, _tail
+from test_neovim import EDITORS, _find_editor, _tail, run_headless
 
 PLUGIN_LUA = Path(__file__).resolve().parent / "nvim" / "plugin.lua"
 PLUGIN_DIR = ROOT / "editors" / "nvim"
@@ -55,34 +51,19 @@ def _run(
         **{f"XDG_{kind}_HOME": str(xdg / kind.lower()) for kind in ("CONFIG", "DATA", "STATE")},
         "XDG_CACHE_HOME": str(xdg / "cache"),
     }
-    command = [str(binary), "--headless", "-u", "NONE", "-i", "NONE", "-n"]
-    command += ["-c", f"luafile {PLUGIN_LUA}", str(source)]
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    _, returncode, _, stderr, _, elapsed = run_headless(
+        binary, PLUGIN_LUA, source, env, tmp_path, NVIM_TIMEOUT_S
     )
-    started = time.monotonic()
-    try:
-        _, stderr = process.communicate(timeout=NVIM_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        _, stderr = process.communicate()
     observed = json.loads(out.read_text()) if out.exists() else {}
     diagnostics = "\n".join(
         [
-            f"exit code {process.returncode} after {time.monotonic() - started:.1f} s",
+            f"exit code {returncode} after {elapsed:.1f} s",
             f"stderr: {stderr[-2000:]!r}",
             f"observed: {json.dumps(observed, indent=1)[-8000:]}",
             f"server log:\n{_tail(server_log)}",
         ]
     )
-    return observed, diagnostics, process.returncode
+    return observed, diagnostics, returncode
 
 
 def _events(store: Path) -> dict[str, list[tuple]]:
