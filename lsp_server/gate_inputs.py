@@ -30,7 +30,10 @@ def _parser(language_id: str) -> Parser | None:
     return Parser(language) if language is not None else None
 
 
+@lru_cache(maxsize=4)
 def _tree(text: str, language_id: str):
+    """A parse of `text`, kept for the next call: the window before the cursor is parsed once
+    per request, though both gate stages look at it."""
     parser = _parser(language_id)
     if parser is None:
         return None
