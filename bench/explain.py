@@ -88,8 +88,8 @@ def fix_passes(source: str, line: int, fix: str | None, folder: Path) -> bool:
 
 
 def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, str]:
-    from lsp_server.review import numbered
-    from models.engine import GenerationRequest
+    from hintwise.lsp_server.review import numbered
+    from hintwise.models.engine import GenerationRequest
 
     prompt = NAIVE_PROMPT.format(traceback=traceback.strip(), code=numbered(source, 0, 400))
     text = engine.generate(
@@ -106,7 +106,7 @@ def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, 
 def grounded(
     engine, folder: Path, traceback: str, execute: bool = False
 ) -> tuple[int | None, str | None, str]:
-    from lsp_server import explain, tracing
+    from hintwise.lsp_server import explain, tracing
 
     try:
         question, _, _ = explain.traceback_question(traceback, folder, Path.read_text)
@@ -133,8 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
-    from lsp_server.config import Settings, from_environment
-    from lsp_server.engine_setup import load_engine
+    from hintwise.lsp_server.config import Settings, from_environment
+    from hintwise.lsp_server.engine_setup import load_engine
 
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if args.limit:

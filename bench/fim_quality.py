@@ -154,6 +154,9 @@ def paired_difference(a: list[bool], b: list[bool], rounds: int = 2000) -> dict:
 def run_naive(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> list[dict]:
     from llama_cpp import Llama
 
+    from hintwise.models.llama_engine import avoid_amx_crash
+
+    avoid_amx_crash()  # the same llama.cpp settings as the server's (see the function)
     llm = Llama(str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False)
     answers = []
     for hole in holes:
@@ -172,11 +175,11 @@ def run_pipeline(
     gguf: Path, holes: list[Hole], scenario: str, healing: bool, threads: int
 ) -> list[dict]:
     sys.path.insert(0, str(ROOT))
-    from lsp_server.completion import Completer
-    from lsp_server.config import CompletionSettings
-    from lsp_server.documents import Document
-    from models.llama_engine import LlamaEngine
-    from models.worker import ModelWorker
+    from hintwise.lsp_server.completion import Completer
+    from hintwise.lsp_server.config import CompletionSettings
+    from hintwise.lsp_server.documents import Document
+    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.worker import ModelWorker
 
     settings = CompletionSettings(time_limit_ms=20000, token_healing=healing, prewarm=False)
     worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
@@ -227,8 +230,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from lsp_server.config import Settings, from_environment
-    from lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.config import Settings, from_environment
+    from hintwise.lsp_server.engine_setup import model_path
 
     holes = load(args.limit)
     runs = [tuple(run.split(":")) for run in args.runs.split(",")] if args.runs else RUNS

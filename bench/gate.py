@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from lsp_server.gate_inputs import read_cups  # noqa: E402
-from lsp_server.gate_training import cups_data  # noqa: E402
-from models.gate import metrics, train  # noqa: E402
-from models.gate.features import POST_FEATURES  # noqa: E402
+from hintwise.lsp_server.gate_inputs import read_cups  # noqa: E402
+from hintwise.lsp_server.gate_training import cups_data  # noqa: E402
+from hintwise.models.gate import metrics, train  # noqa: E402
+from hintwise.models.gate.features import POST_FEATURES  # noqa: E402
 
 CUPS = ROOT.parent / "shared" / "data" / "cups" / "events.jsonl"
 SIMPLE = ("mean_logprob", "suggestion_chars", "suggestion_tokens", "suggestion_lines")
@@ -145,10 +145,10 @@ def _timed(function, *args):
 
 
 def latency() -> dict:
-    from lsp_server import context as cursor_context
-    from lsp_server.config import CompletionSettings, GateSettings
-    from lsp_server.documents import Document
-    from lsp_server.gate import Gatekeeper
+    from hintwise.lsp_server import context as cursor_context
+    from hintwise.lsp_server.config import CompletionSettings, GateSettings
+    from hintwise.lsp_server.documents import Document
+    from hintwise.lsp_server.gate import Gatekeeper
 
     keeper = Gatekeeper(GateSettings(), Path("/nonexistent"), now=lambda: 0.0)
     rows = [json.loads(line) for line in CUPS.read_text().splitlines()]
@@ -184,13 +184,13 @@ def latency() -> dict:
 def transfer(limit: int) -> dict:
     import fim_quality
 
-    from lsp_server.completion import Completer
-    from lsp_server.config import CompletionSettings, GateSettings, Settings
-    from lsp_server.documents import Document
-    from lsp_server.engine_setup import model_path
-    from lsp_server.gate import Gatekeeper
-    from models.llama_engine import LlamaEngine
-    from models.worker import ModelWorker
+    from hintwise.lsp_server.completion import Completer
+    from hintwise.lsp_server.config import CompletionSettings, GateSettings, Settings
+    from hintwise.lsp_server.documents import Document
+    from hintwise.lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.gate import Gatekeeper
+    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.worker import ModelWorker
 
     holes = fim_quality.load(limit)
     gguf = model_path(Settings())

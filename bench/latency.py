@@ -76,7 +76,7 @@ class Position:
 
 def positions(count: int) -> list[Position]:
     """Cursor positions inside function bodies, spread evenly over the source files."""
-    from lsp_server.syntax import DocumentSyntax, state_at
+    from hintwise.lsp_server.syntax import DocumentSyntax, state_at
 
     per_file = max(1, -(-count // len(SOURCES)))
     found: list[Position] = []
@@ -213,6 +213,9 @@ class RawLlama:
     def __init__(self, path: str, threads: int):
         from llama_cpp import Llama
 
+        from hintwise.models.llama_engine import avoid_amx_crash
+
+        avoid_amx_crash()  # the same llama.cpp settings as the server's (see the function)
         self.llm = Llama(
             path, n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
         )
@@ -456,8 +459,8 @@ def _remote_cancellation(server, rounds: int = 6) -> dict:
     server's KV cache, how many it generated after the stream was closed."""
     from inference_server import tokens_generated
 
-    from models.engine import CompletionRequest
-    from models.http_engine import HttpEngine, HttpOptions
+    from hintwise.models.engine import CompletionRequest
+    from hintwise.models.http_engine import HttpEngine, HttpOptions
 
     engine = HttpEngine(HttpOptions(url=server.url, logprobs="off"))
     prompt = "import os\nimport sys\n\n\ndef main():\n"
@@ -500,9 +503,9 @@ async def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from lsp_server.config import from_environment
-    from lsp_server.engine_setup import model_path
-    from models.llama_engine import default_threads
+    from hintwise.lsp_server.config import from_environment
+    from hintwise.lsp_server.engine_setup import model_path
+    from hintwise.models.llama_engine import default_threads
 
     env = dict(os.environ)
     if args.model:

@@ -50,8 +50,8 @@ def load(limit: int | None) -> list[dict]:
 
 
 def naive(engine, row: dict) -> tuple[list[int], str]:
-    from lsp_server.review import numbered
-    from models.engine import GenerationRequest
+    from hintwise.lsp_server.review import numbered
+    from hintwise.models.engine import GenerationRequest
 
     code = textwrap.dedent(row["mutated_function"])
     first = row["function_start_line"] - 1
@@ -64,7 +64,7 @@ def naive(engine, row: dict) -> tuple[list[int], str]:
 
 
 def grounded(engine, row: dict) -> tuple[list[int], str]:
-    from lsp_server import review
+    from hintwise.lsp_server import review
 
     code = textwrap.dedent(row["mutated_function"])
     # The function at its place in the file: blank lines above keep the real line numbers.
@@ -93,8 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
-    from lsp_server.config import Settings, from_environment
-    from lsp_server.engine_setup import load_engine
+    from hintwise.lsp_server.config import Settings, from_environment
+    from hintwise.lsp_server.engine_setup import load_engine
 
     rows = load(args.limit)
     report: dict = {"rows": len(rows), "date": time.strftime("%Y-%m-%d"), "models": {}}

@@ -45,9 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from telemetry import Event, Suggestion, Writer  # noqa: E402
-from telemetry.export import export_detailed  # noqa: E402
-from telemetry.stats import compute  # noqa: E402
+from hintwise.telemetry import Event, Suggestion, Writer  # noqa: E402
+from hintwise.telemetry.export import export_detailed  # noqa: E402
+from hintwise.telemetry.stats import compute  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SOURCES = [

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lsp_server.config import Settings, from_environment  # noqa: E402
-from lsp_server.engine_setup import model_path  # noqa: E402
-from models.llama_engine import LlamaEngine  # noqa: E402
+from hintwise.lsp_server.config import Settings, from_environment  # noqa: E402
+from hintwise.lsp_server.engine_setup import model_path  # noqa: E402
+from hintwise.models.llama_engine import LlamaEngine  # noqa: E402
 
 
 def spin(stop_at: float) -> None:

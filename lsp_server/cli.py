@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from lsp_server import config
+from hintwise.lsp_server import config
 
 
 def _overrides(model: str | None, extra: dict | None = None, url: str | None = None) -> dict:
@@ -19,7 +19,7 @@ def _overrides(model: str | None, extra: dict | None = None, url: str | None = N
     if url:
         values.update({"engine.kind": "http", "engine.url": url})
     if model:
-        from models.bundled import is_bundled_name
+        from hintwise.models.bundled import is_bundled_name
 
         values["model.name" if is_bundled_name(model) else "model.path"] = model
         if is_bundled_name(model):
@@ -98,7 +98,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handler.addFilter(_QuietDisconnect())
-    from lsp_server.server import create_server
+    from hintwise.lsp_server.server import create_server
 
     server = create_server(overrides=_overrides(model, url=url))
     try:
@@ -146,11 +146,11 @@ def complete(
     no_healing: bool,
 ) -> None:
     """Print the suggestion the server would give at FILE:LINE:COL (1-based)."""
-    from lsp_server.completion import Completer
-    from lsp_server.documents import Document
-    from lsp_server.engine_setup import start_worker
-    from lsp_server.gate import Gatekeeper
-    from lsp_server.syntax import language_for_path
+    from hintwise.lsp_server.completion import Completer
+    from hintwise.lsp_server.documents import Document
+    from hintwise.lsp_server.engine_setup import start_worker
+    from hintwise.lsp_server.gate import Gatekeeper
+    from hintwise.lsp_server.syntax import language_for_path
 
     path, line, column = _parse_location(location)
     try:
@@ -254,7 +254,7 @@ def complete(
 @click.option("--no-speed", is_flag=True, help="Skip the prompt/decode speed measurement.")
 def doctor(model: str | None, url: str | None, as_json: bool, no_speed: bool) -> None:
     """Check the installation: model, FIM support, speed, data directory, grammars."""
-    from lsp_server.doctor import render, run_checks
+    from hintwise.lsp_server.doctor import render, run_checks
 
     report = run_checks(_settings(_overrides(model, url=url)), measure=not no_speed)
     if as_json:
@@ -265,11 +265,11 @@ def doctor(model: str | None, url: str | None, as_json: bool, no_speed: bool) ->
 
 
 def _register_groups() -> None:
-    from lsp_server.explain_cli import explain_command
-    from lsp_server.feedback_cli import feedback
-    from lsp_server.gate_cli import gate
-    from lsp_server.models_cli import models
-    from lsp_server.review_cli import review_command
+    from hintwise.lsp_server.explain_cli import explain_command
+    from hintwise.lsp_server.feedback_cli import feedback
+    from hintwise.lsp_server.gate_cli import gate
+    from hintwise.lsp_server.models_cli import models
+    from hintwise.lsp_server.review_cli import review_command
 
     main.add_command(feedback)
     main.add_command(gate)

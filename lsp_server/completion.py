@@ -14,13 +14,13 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from lsp_server import context as cursor_context
-from lsp_server import postprocess
-from lsp_server.config import CompletionSettings
-from lsp_server.documents import Document
-from lsp_server.gate import Gatekeeper, Verdict
-from models.engine import Completion, CompletionRequest
-from models.worker import Job, ModelUnavailable, ModelWorker, Priority
+from hintwise.lsp_server import context as cursor_context
+from hintwise.lsp_server import postprocess
+from hintwise.lsp_server.config import CompletionSettings
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.gate import Gatekeeper, Verdict
+from hintwise.models.engine import Completion, CompletionRequest
+from hintwise.models.worker import Job, ModelUnavailable, ModelWorker, Priority
 
 # Open documents keep this many recent suggestions for typing along them.
 CACHE_PER_DOCUMENT = 8

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from lsp_server.config import CompletionSettings
-from lsp_server.documents import Document
-from lsp_server.syntax import INDENT_BLOCK_LANGUAGES, SyntaxState, state_at
+from hintwise.lsp_server.config import CompletionSettings
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.syntax import INDENT_BLOCK_LANGUAGES, SyntaxState, state_at
 
 Mode = Literal["none", "single", "multi"]
 

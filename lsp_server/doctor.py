@@ -9,10 +9,10 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from lsp_server import config
-from lsp_server.syntax import installed_grammars
-from models import bundled
-from models.gguf import GGUFError, read_header
+from hintwise.lsp_server import config
+from hintwise.lsp_server.syntax import installed_grammars
+from hintwise.models import bundled
+from hintwise.models.gguf import GGUFError, read_header
 
 PACKAGES = ("hintwise", "llama-cpp-python", "pygls", "lsprotocol", "tree-sitter", "lightgbm")
 
@@ -37,7 +37,7 @@ def _data_dir_check(path: Path) -> str | None:
 
 def run_checks(settings: config.Settings, measure: bool = True) -> dict:
     """Every check as plain data (the JSON report); `problems` lists what needs fixing."""
-    from lsp_server.engine_setup import FEATURES, choice_for, local_settings
+    from hintwise.lsp_server.engine_setup import FEATURES, choice_for, local_settings
 
     problems: list[str] = []
     report: dict = {
@@ -79,9 +79,9 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
 
 def check_server(settings: config.Settings, choice, measure: bool) -> dict:
     """Reach an inference server: what it is, whether the key and TLS work, how fast it is."""
-    from lsp_server.engine_setup import load_choice
-    from models.engine import CompletionRequest
-    from models.http_engine import EngineUnavailable
+    from hintwise.lsp_server.engine_setup import load_choice
+    from hintwise.models.engine import CompletionRequest
+    from hintwise.models.http_engine import EngineUnavailable
 
     try:
         engine = load_choice(settings, choice)
@@ -114,8 +114,8 @@ def _check_local_model(
     settings: config.Settings, report: dict, problems: list[str], measure: bool
 ) -> None:
     """The local GGUF: found, readable, loadable, and how fast."""
-    from lsp_server.engine_setup import load_engine, model_path
-    from models.fim import marker_texts
+    from hintwise.lsp_server.engine_setup import load_engine, model_path
+    from hintwise.models.fim import marker_texts
 
     messages: list[str] = []
     try:
@@ -165,7 +165,7 @@ def _check_local_model(
 
 def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
     """Which acceptance gate a server would use, and why not the wanted one."""
-    from lsp_server.gate import Gatekeeper
+    from hintwise.lsp_server.gate import Gatekeeper
 
     messages: list[str] = []
     keeper = Gatekeeper(settings.gate, settings.data_path, now=lambda: 0.0, tell=messages.append)

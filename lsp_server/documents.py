@@ -14,7 +14,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from lsp_server.syntax import DocumentSyntax
+from hintwise.lsp_server.syntax import DocumentSyntax
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from telemetry.export import export_detailed
-from telemetry.report import render
-from telemetry.stats import chart, compute
+from hintwise.telemetry.export import export_detailed
+from hintwise.telemetry.report import render
+from hintwise.telemetry.stats import chart, compute
 
 FORMATS = ("dpo", "kto", "events")
 

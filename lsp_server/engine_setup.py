@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.config import Settings
-from models import bundled
-from models.engine import Engine
-from models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
-from models.llama_engine import LlamaEngine, ModelLoadError
-from models.worker import ModelWorker, Priority
+from hintwise.lsp_server.config import Settings
+from hintwise.models import bundled
+from hintwise.models.engine import Engine
+from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
+from hintwise.models.llama_engine import LlamaEngine, ModelLoadError
+from hintwise.models.worker import ModelWorker, Priority
 
 FEATURES = ("completion", "explain", "review")
 StatusCallback = Callable[[str, str], None]

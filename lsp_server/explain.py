@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lsp_server.review import (
+from hintwise.lsp_server.review import (
     Comment,
     ReviewError,
     Unit,
@@ -27,8 +27,8 @@ from lsp_server.review import (
     find_units,
     numbered,
 )
-from lsp_server.syntax import language_for_path
-from models.engine import Engine, GenerationRequest
+from hintwise.lsp_server.syntax import language_for_path
+from hintwise.models.engine import Engine, GenerationRequest
 
 MAX_FUNCTION_LINES = 80
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from lsp_server import explain
-from lsp_server.review import ReviewError
-from lsp_server.syntax import language_for_path
+from hintwise.lsp_server import explain
+from hintwise.lsp_server.review import ReviewError
+from hintwise.lsp_server.syntax import language_for_path
 
 
 @click.command("explain")
@@ -42,9 +42,9 @@ def explain_command(
     run_target: str | None,
 ) -> None:
     """Explain a traceback, or the error MESSAGE at FILE:LINE, with the local model."""
-    from lsp_server.cli import _overrides, _parse_location, _settings
-    from lsp_server.engine_setup import start_worker
-    from models.worker import Priority
+    from hintwise.lsp_server.cli import _overrides, _parse_location, _settings
+    from hintwise.lsp_server.engine_setup import start_worker
+    from hintwise.models.worker import Priority
 
     settings = _settings(_overrides(model))
     notes: list[str] = []
@@ -119,8 +119,8 @@ def explain_command(
 
 def _runtime_facts(text: str, root: Path, question, run_target: str | None, settings) -> list[str]:
     """Run the failing test or script (sandboxed) and return what it recorded as facts."""
-    from lsp_server import tracing
-    from lsp_server.explain import uri_path
+    from hintwise.lsp_server import tracing
+    from hintwise.lsp_server.explain import uri_path
 
     if run_target:
         kind = "pytest" if "::" in run_target else "script"

@@ -22,11 +22,11 @@ from urllib.parse import unquote, urlparse
 
 from rapidfuzz import fuzz
 
-from lsp_server.clock import Clock, Timer
-from lsp_server.completion import Result
-from lsp_server.documents import Document
-from models.gate.features import FEATURE_VERSION
-from telemetry import Event, Request, Suggestion
+from hintwise.lsp_server.clock import Clock, Timer
+from hintwise.lsp_server.completion import Result
+from hintwise.lsp_server.documents import Document
+from hintwise.models.gate.features import FEATURE_VERSION
+from hintwise.telemetry import Event, Request, Suggestion
 
 log = logging.getLogger("hintwise")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from lsp_server import config
-from telemetry import default_path, open_db, purge
-from telemetry.export import export_detailed
-from telemetry.report import render
-from telemetry.stats import chart, compute
-from telemetry.store import to_epoch_ms
+from hintwise.lsp_server import config
+from hintwise.telemetry import default_path, open_db, purge
+from hintwise.telemetry.export import export_detailed
+from hintwise.telemetry.report import render
+from hintwise.telemetry.stats import chart, compute
+from hintwise.telemetry.store import to_epoch_ms
 
 
 def _store(must_exist: bool = True) -> Path:

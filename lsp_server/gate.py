@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lsp_server import gate_inputs
-from lsp_server.config import GateSettings
-from lsp_server.context import CursorContext
-from models.gate import model as gate_model
-from models.gate.features import (
+from hintwise.lsp_server import gate_inputs
+from hintwise.lsp_server.config import GateSettings
+from hintwise.lsp_server.context import CursorContext
+from hintwise.models.gate import model as gate_model
+from hintwise.models.gate.features import (
     FEATURE_VERSION,
     POST_FEATURES,
     PRE_FEATURES,

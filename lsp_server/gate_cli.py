@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from lsp_server import config
-from lsp_server.gate import Gatekeeper, personal_dir
-from lsp_server.gate_inputs import EventsFileError, read_cups
-from lsp_server.gate_training import (
+from hintwise.lsp_server import config
+from hintwise.lsp_server.gate import Gatekeeper, personal_dir
+from hintwise.lsp_server.gate_inputs import EventsFileError, read_cups
+from hintwise.lsp_server.gate_training import (
     NotEnoughData,
     cups_data,
     evaluate,
@@ -20,10 +20,10 @@ from lsp_server.gate_training import (
     train_default,
     train_personal,
 )
-from models.gate import model as gate_model
-from models.gate.features import STAGES
-from models.gate.plot import evaluation_chart
-from telemetry import default_path, labels
+from hintwise.models.gate import model as gate_model
+from hintwise.models.gate.features import STAGES
+from hintwise.models.gate.plot import evaluation_chart
+from hintwise.telemetry import default_path, labels
 
 
 def _number(value) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tree_sitter import Parser
 
-from lsp_server.syntax import count_errors, grammar, state_at
-from models.gate.features import (
+from hintwise.lsp_server.syntax import count_errors, grammar, state_at
+from hintwise.models.gate.features import (
     PREFIX_CHARS,
     GateInput,
     History,

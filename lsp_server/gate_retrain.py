@@ -9,11 +9,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from lsp_server.gate_training import NotEnoughData, train_personal
-from telemetry import default_path
+from hintwise.lsp_server.gate_training import NotEnoughData, train_personal
+from hintwise.telemetry import default_path
 
 if TYPE_CHECKING:
-    from lsp_server.server import HintwiseServer
+    from hintwise.lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
 

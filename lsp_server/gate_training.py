@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lsp_server.gate import personal_dir
-from lsp_server.gate_inputs import LabelledInput, read_cups
-from models.gate import metrics, train
-from models.gate import model as gate_model
-from models.gate.features import FEATURE_VERSION, STAGES, post_features, pre_features, vector
-from telemetry import labels as store_labels
+from hintwise.lsp_server.gate import personal_dir
+from hintwise.lsp_server.gate_inputs import LabelledInput, read_cups
+from hintwise.models.gate import metrics, train
+from hintwise.models.gate import model as gate_model
+from hintwise.models.gate.features import FEATURE_VERSION, STAGES, post_features, pre_features, vector
+from hintwise.telemetry import labels as store_labels
 
 CUPS_SOURCE = {
     "data": "CUPS (microsoft/coderec_programming_states): 768 real GitHub Copilot suggestions "

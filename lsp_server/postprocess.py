@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp_server.context import CursorContext, bracket_delta, bracket_scan, stop_rule
-from lsp_server.documents import Document
-from lsp_server.syntax import count_errors
+from hintwise.lsp_server.context import CursorContext, bracket_delta, bracket_scan, stop_rule
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.syntax import count_errors
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 from tree_sitter import Node, Parser
 
-from lsp_server.syntax import MAX_PARSE_BYTES, count_errors, grammar
-from models.engine import Engine, GenerationRequest
+from hintwise.lsp_server.syntax import MAX_PARSE_BYTES, count_errors, grammar
+from hintwise.models.engine import Engine, GenerationRequest
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from lsp_server import review
-from lsp_server.syntax import language_for_path
+from hintwise.lsp_server import review
+from hintwise.lsp_server.syntax import language_for_path
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
@@ -97,10 +97,10 @@ def sarif(results: list[dict], model: str, version: str) -> dict:
 )
 def review_command(files: tuple[Path, ...], fmt: str, model: str | None, fail_on: str | None):
     """Review FILE... with the local model: comments as text, JSON or SARIF 2.1.0."""
-    from lsp_server.cli import _overrides, _settings
-    from lsp_server.engine_setup import start_worker
-    from lsp_server.server import __version__
-    from models.worker import Priority
+    from hintwise.lsp_server.cli import _overrides, _settings
+    from hintwise.lsp_server.engine_setup import start_worker
+    from hintwise import __version__
+    from hintwise.models.worker import Priority
 
     settings = _settings(_overrides(model))
     threshold = fail_on or settings.review.fail_severity

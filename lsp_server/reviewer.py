@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsp_server.explain import Explanation
-from lsp_server.review import Comment, Unit, UnitReview, cap_file
-from models.worker import ModelWorker, Priority
+from hintwise.lsp_server.explain import Explanation
+from hintwise.lsp_server.review import Comment, Unit, UnitReview, cap_file
+from hintwise.models.worker import ModelWorker, Priority
 
 
 class Cancelled(Exception):

@@ -10,30 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
-from lsp_server import config, engine_setup
-from lsp_server.clock import Clock, LoopClock, ManualClock, Timer
-from lsp_server.completion import Completer
-from lsp_server.documents import DocumentStore
-from lsp_server.feedback import FeedbackTracker
-from lsp_server.gate import Gatekeeper
-from lsp_server.gate_retrain import Retrainer
-from lsp_server.reviewer import Insights
-from models.worker import ModelWorker
-from telemetry import NullWriter, Privacy, Writer, default_path, purge
+from hintwise import __version__
+from hintwise.lsp_server import config, engine_setup
+from hintwise.lsp_server.clock import Clock, LoopClock, ManualClock, Timer
+from hintwise.lsp_server.completion import Completer
+from hintwise.lsp_server.documents import DocumentStore
+from hintwise.lsp_server.feedback import FeedbackTracker
+from hintwise.lsp_server.gate import Gatekeeper
+from hintwise.lsp_server.gate_retrain import Retrainer
+from hintwise.lsp_server.reviewer import Insights
+from hintwise.models.worker import ModelWorker
+from hintwise.telemetry import NullWriter, Privacy, Writer, default_path, purge
 
 log = logging.getLogger("hintwise")
-
-try:
-    __version__ = version("hintwise")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
 
 
 class HintwiseProtocol(LanguageServerProtocol):
@@ -220,7 +215,7 @@ class HintwiseServer(LanguageServer):
         worker. Raises ModelUnavailable when no model was started."""
         worker = self.feature_workers.get(feature, self.worker)
         if worker is None:
-            from models.worker import ModelUnavailable
+            from hintwise.models.worker import ModelUnavailable
 
             raise ModelUnavailable("the model has not been started")
         return worker
@@ -390,7 +385,7 @@ def create_server(
     settings: config.Settings | None = None, overrides: dict | None = None
 ) -> HintwiseServer:
     """A server with every feature registered."""
-    from lsp_server.features import (
+    from hintwise.lsp_server.features import (
         completion,
         documents,
         editor,

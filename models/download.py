@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.gguf import GGUFError, read_header
+from hintwise.models.gguf import GGUFError, read_header
 
 HF_URL = "{endpoint}/{repo}/resolve/{revision}/{file}"
 # huggingface_hub's own variable for a mirror or a private hub; the hub itself by default.

@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from models import fim as fim_formats
-from models.engine import Completion, CompletionRequest, Generation, GenerationRequest, ModelInfo
-from models.worker import ModelUnavailable
+from hintwise.models import fim as fim_formats
+from hintwise.models.engine import Completion, CompletionRequest, Generation, GenerationRequest, ModelInfo
+from hintwise.models.worker import ModelUnavailable
 
 log = logging.getLogger(__name__)
 

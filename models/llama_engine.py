@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models import fim as fim_formats
-from models.engine import (
+from hintwise.models import fim as fim_formats
+from hintwise.models.engine import (
     Completion,
     CompletionRequest,
     Generation,
@@ -33,8 +33,8 @@ from models.engine import (
     ModelInfo,
     TokenScore,
 )
-from models.gguf import GGUFError, read_header
-from models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
+from hintwise.models.gguf import GGUFError, read_header
+from hintwise.models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
 
 # Prompt tokens are evaluated in chunks of this many so that a cancelled request stops within one
 # chunk (~0.15 s on 2 cores) instead of finishing a cold 1,000-token prompt.
@@ -73,6 +73,35 @@ def _route_llama_logs() -> None:
 
     _log_callback = callback  # keep a reference: llama.cpp holds only the C pointer
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def avoid_amx_crash() -> bool:
+    """Keep llama.cpp off its AMX weight buffers on CPUs that have AMX; True when it did.
+
+    llama.cpp built on a CPU with AMX (Sapphire Rapids and later; common on cloud machines)
+    repacks Q4_K weights for AMX and then crashes with a segmentation fault in
+    `ggml_backend_amx_mul_mat` at the first evaluation (llama.cpp issue #20824, closed without
+    a fix; seen here with both bundled models). Loading without "extra buffer types" avoids it.
+    llama-cpp-python has no argument for that, so its default model parameters are wrapped,
+    once per process; machines without AMX are left as they are (their repacking helps).
+    """
+    import llama_cpp
+
+    if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():
+        return False
+    library = llama_cpp.llama_cpp
+    defaults = library.llama_model_default_params
+    if getattr(defaults, "hintwise_no_extra_buffers", False):
+        return True
+
+    def without_extra_buffers():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    without_extra_buffers.hintwise_no_extra_buffers = True  # type: ignore[attr-defined]
+    library.llama_model_default_params = without_extra_buffers
+    return True
 
 
 def cached_prefix(llm, tokens: list[int]) -> int:
@@ -155,6 +184,7 @@ class LlamaEngine:
         from llama_cpp import Llama  # imported here: loading the shared library takes ~0.2 s
 
         _route_llama_logs()
+        self.amx_workaround = avoid_amx_crash()
 
         threads = threads or default_threads()
         # verbose=True on purpose: with verbose=False llama-cpp-python silences the load by

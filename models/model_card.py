@@ -11,8 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from models import fim
-from models.gguf import GGUFError, read_header
+from hintwise.models import fim
+from hintwise.models.gguf import GGUFError, read_header
 
 # Marker texts of the common chat templates, checked in this order.
 CHAT_TEMPLATES = (

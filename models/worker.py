@@ -20,7 +20,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from models.engine import Engine
+from hintwise.models.engine import Engine
 
 log = logging.getLogger(__name__)
 

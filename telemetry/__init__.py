@@ -13,11 +13,11 @@ to a `Writer`, which writes them to SQLite on its own thread.
 Nothing here opens a network connection.
 """
 
-from telemetry.privacy import Privacy, redact
-from telemetry.records import Event, Request, Suggestion
-from telemetry.schema import LATEST_VERSION, migrate, schema_version
-from telemetry.store import Purged, default_path, open_db, purge
-from telemetry.writer import NullWriter, Writer, WriterStats
+from hintwise.telemetry.privacy import Privacy, redact
+from hintwise.telemetry.records import Event, Request, Suggestion
+from hintwise.telemetry.schema import LATEST_VERSION, migrate, schema_version
+from hintwise.telemetry.store import Purged, default_path, open_db, purge
+from hintwise.telemetry.writer import NullWriter, Writer, WriterStats
 
 __all__ = [
     "LATEST_VERSION",

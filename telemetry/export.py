@@ -45,7 +45,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from telemetry.stats import DbLike, connection, has_event
+from hintwise.telemetry.stats import DbLike, connection, has_event
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from telemetry.stats import SURVIVED, DbLike, connection
+from hintwise.telemetry.stats import SURVIVED, DbLike, connection
 
 
 @dataclass(frozen=True)

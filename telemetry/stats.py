@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from telemetry.store import open_db
+from hintwise.telemetry.store import open_db
 
 DbLike = Database | sqlite3.Connection | str | Path
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import platformdirs
 from sqlite_utils import Database
 
-from telemetry.schema import migrate
+from hintwise.telemetry.schema import migrate
 
 DB_NAME = "telemetry.db"
 DAY_MS = 86_400_000

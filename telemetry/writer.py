@@ -40,9 +40,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from telemetry.privacy import Privacy
-from telemetry.records import Record
-from telemetry.schema import (
+from hintwise.telemetry.privacy import Privacy
+from hintwise.telemetry.records import Record
+from hintwise.telemetry.schema import (
     EVENT_KINDS,
     GATE_DECISIONS,
     REJECT_REASONS,

@@ -27,8 +27,8 @@ def hintwise_command() -> list[str]:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding the assembled bundled model, shared by the session's servers."""
-    from lsp_server.config import Settings
-    from lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.config import Settings
+    from hintwise.lsp_server.engine_setup import model_path
 
     directory = tmp_path_factory.mktemp("hintwise-data")
     model_path(Settings(data_dir=str(directory)))
@@ -62,7 +62,7 @@ def clock_env(server_env: dict[str, str], gemma_path: Path, tmp_path: Path) -> d
 @pytest.fixture(scope="session")
 def gemma_engine(gemma_path: Path):
     """One loaded engine for the tests that call the model directly."""
-    from models.llama_engine import LlamaEngine
+    from hintwise.models.llama_engine import LlamaEngine
 
     engine = LlamaEngine(gemma_path, name="gemma3-270m")
     engine.prepare()

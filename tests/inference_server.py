@@ -21,6 +21,15 @@ from pathlib import Path
 import httpx
 
 
+# `python -m llama_cpp.server`, with hintwise's guard against llama.cpp's AMX crash (see
+# hintwise.models.llama_engine.avoid_amx_crash) applied first: on a CPU with AMX the server
+# would otherwise die at its first request.
+SERVER_MAIN = (
+    "from hintwise.models.llama_engine import avoid_amx_crash; avoid_amx_crash(); "
+    "import runpy; runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -60,8 +69,8 @@ class LlamaCppServer:
     def command(self) -> list[str]:
         command = [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            SERVER_MAIN,
             "--model",
             str(self.model),
             "--host",

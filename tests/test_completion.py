@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.completion import Completer
-from lsp_server.config import CompletionSettings
-from lsp_server.documents import Document
-from models.llama_engine import LlamaEngine
-from models.worker import ModelWorker
+from hintwise.lsp_server.completion import Completer
+from hintwise.lsp_server.config import CompletionSettings
+from hintwise.lsp_server.documents import Document
+from hintwise.models.llama_engine import LlamaEngine
+from hintwise.models.worker import ModelWorker
 
 pytestmark = pytest.mark.model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lsp_server import config
+from hintwise.lsp_server import config
 
 
 def test_nested_and_dotted_values_are_the_same():

@@ -8,13 +8,13 @@ import json
 import pytest
 from inference_server import LlamaCppServer
 
-from lsp_server import config
-from lsp_server.engine_setup import EngineChoice, choice_for
-from lsp_server.server import HintwiseServer
-from models.engine import GenerationRequest
-from models.http_engine import HttpEngine
-from models.llama_engine import LlamaEngine
-from models.worker import Priority
+from hintwise.lsp_server import config
+from hintwise.lsp_server.engine_setup import EngineChoice, choice_for
+from hintwise.lsp_server.server import HintwiseServer
+from hintwise.models.engine import GenerationRequest
+from hintwise.models.http_engine import HttpEngine
+from hintwise.models.llama_engine import LlamaEngine
+from hintwise.models.worker import Priority
 
 
 def settings_with(values: dict) -> config.Settings:

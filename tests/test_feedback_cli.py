@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import hintwise_command
 
-from telemetry import Event, Suggestion, Writer, default_path
+from hintwise.telemetry import Event, Suggestion, Writer, default_path
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -6,8 +6,8 @@ import gguf
 import pytest
 from gguf_files import write_vocab_gguf
 
-from models import fim
-from models.gguf import read_header
+from hintwise.models import fim
+from hintwise.models.gguf import read_header
 
 CONTROL = gguf.TokenType.CONTROL
 BASE = ["<unk>", "<s>", "</s>", "def", " f", "(", "):", "\n", "    ", "return", " x", "pass"]

@@ -16,15 +16,15 @@ import sqlite_utils
 from conftest import SHARED_DATA, hintwise_command
 from lsp_session import EXAMPLE, inline, open_document, session, status, wait_ready
 
-from lsp_server import context as cursor_context
-from lsp_server.config import CompletionSettings, GateSettings
-from lsp_server.documents import Document
-from lsp_server.gate import Gatekeeper, request_input, with_suggestion
-from lsp_server.gate_inputs import EventsFileError, cups_input, read_cups
-from lsp_server.gate_training import cups_data, train_default
-from models.gate import model as gate_model
-from models.gate import train
-from models.gate.features import (
+from hintwise.lsp_server import context as cursor_context
+from hintwise.lsp_server.config import CompletionSettings, GateSettings
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.gate import Gatekeeper, request_input, with_suggestion
+from hintwise.lsp_server.gate_inputs import EventsFileError, cups_input, read_cups
+from hintwise.lsp_server.gate_training import cups_data, train_default
+from hintwise.models.gate import model as gate_model
+from hintwise.models.gate import train
+from hintwise.models.gate.features import (
     POST_FEATURES,
     PRE_FEATURES,
     History,
@@ -247,8 +247,8 @@ async def _until(client, predicate, attempts: int = 40):
 def _store_from_cups(data_dir: Path, rows: list[dict]) -> None:
     """A feedback store holding CUPS suggestions as if one user had answered them, with the
     features stored as the server stores them (the same functions compute them)."""
-    from models.gate.features import FEATURE_VERSION
-    from telemetry import Event, Suggestion, Writer
+    from hintwise.models.gate.features import FEATURE_VERSION
+    from hintwise.telemetry import Event, Suggestion, Writer
 
     writer = Writer.start(data_dir / "telemetry.db")
     for index, row in enumerate(sorted(rows, key=lambda r: r["timestamp"])):
@@ -335,7 +335,7 @@ def test_gate_eval_on_a_cups_file_reports_the_figures_and_draws_them(tmp_path):
 def test_a_better_personal_gate_is_installed_and_loads(tmp_path):
     """Against a gate that knows nothing (trained on shuffled labels), the store's gate wins and
     is installed where the server looks for it."""
-    from lsp_server.gate_training import store_data, train_personal
+    from hintwise.lsp_server.gate_training import store_data, train_personal
 
     _store_from_cups(tmp_path, cups_rows())
     data = store_data(tmp_path / "telemetry.db").data
@@ -356,9 +356,9 @@ def test_a_better_personal_gate_is_installed_and_loads(tmp_path):
 def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, monkeypatch):
     """gate.retrain_every answers start a training thread on the store (real server state,
     no client: the LSP part of answering is covered by the feedback tests)."""
-    from lsp_server import config
-    from lsp_server.gate_training import store_data
-    from lsp_server.server import HintwiseServer
+    from hintwise.lsp_server import config
+    from hintwise.lsp_server.gate_training import store_data
+    from hintwise.lsp_server.server import HintwiseServer
 
     monkeypatch.setenv("HINTWISE_TEST_CLOCK", "1")
     _store_from_cups(tmp_path, cups_rows())
@@ -400,9 +400,9 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
 
 def test_items_carry_the_gate_scores_for_plugins():
     """Inline items in the accept command's second argument, list items in `data`."""
-    from lsp_server.completion import Result
-    from lsp_server.features.completion import completion_items, inline_items
-    from lsp_server.gate import Verdict
+    from hintwise.lsp_server.completion import Result
+    from hintwise.lsp_server.features.completion import completion_items, inline_items
+    from hintwise.lsp_server.gate import Verdict
 
     document = Document("file:///f.py", "python", 1, "def f(x):\n    return ")
     result = Result(

@@ -7,7 +7,7 @@ import struct
 import pytest
 from gguf_files import write_vocab_gguf
 
-from models.gguf import GGUFError, read_header
+from hintwise.models.gguf import GGUFError, read_header
 
 
 def test_reads_the_bundled_gemma_header(gemma_path):

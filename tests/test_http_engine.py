@@ -10,9 +10,9 @@ import time
 import pytest
 from inference_server import LlamaCppServer, free_port, tokens_generated
 
-from lsp_server import config, engine_setup
-from models.engine import CompletionRequest, GenerationRequest
-from models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
+from hintwise.lsp_server import config, engine_setup
+from hintwise.models.engine import CompletionRequest, GenerationRequest
+from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
@@ -270,8 +270,8 @@ def test_the_prompt_window_keeps_its_start_while_typing():
 def test_llama_server_infill_events_give_text_and_log_probs():
     """The two shapes of llama-server's /infill stream: `logprob` per token (current) and the
     probabilities of the top candidates (older servers)."""
-    from models.engine import Completion
-    from models.http_engine import _Stream
+    from hintwise.models.engine import Completion
+    from hintwise.models.http_engine import _Stream
 
     engine = HttpEngine.__new__(HttpEngine)
     request = CompletionRequest(prefix="x", max_tokens=8, stop=first_line)

@@ -15,8 +15,8 @@ import time
 import pytest
 from inference_server import LlamaServer
 
-from models.engine import CompletionRequest, GenerationRequest
-from models.http_engine import HttpEngine, HttpOptions
+from hintwise.models.engine import CompletionRequest, GenerationRequest
+from hintwise.models.http_engine import HttpEngine, HttpOptions
 
 BINARY = os.environ.get("HINTWISE_LLAMA_SERVER") or shutil.which("llama-server")
 pytestmark = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.prompt import fit_prefix, fit_suffix, heal
+from hintwise.models.prompt import fit_prefix, fit_suffix, heal
 
 pytestmark = pytest.mark.model
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lsp_server import explain, review
-from lsp_server.cli import main
-from lsp_server.review_cli import sarif
+from hintwise.lsp_server import explain, review
+from hintwise.lsp_server.cli import main
+from hintwise.lsp_server.review_cli import sarif
 
 CODE = """import os
 
@@ -293,7 +293,7 @@ def test_review_candidates_are_operators_constants_or_a_missing_negation():
     an operator, constant or keyword token, or a missing `not`; never a piece of a name, nor a
     name the model would replace by a constant or another statement (examples/primes.py had
     three such false comments from the bundled model)."""
-    from models.engine import TokenScore
+    from hintwise.models.engine import TokenScore
 
     text = (
         "def f(n, limit):\n"

@@ -283,7 +283,7 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
     )
     assert detail["facts"] == explanation["facts"]
     # ... and in the preference export (KTO rows: the prompt the model saw → its answer).
-    from telemetry.export import export
+    from hintwise.telemetry.export import export
 
     out = io.StringIO()
     export(Path(clock_env["HINTWISE_DATA_DIR"]) / "telemetry.db", "kto", out)

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from lsp_server.reviewer import Cancelled, run_background
-from models.worker import ModelWorker, Priority
+from hintwise.lsp_server.reviewer import Cancelled, run_background
+from hintwise.models.worker import ModelWorker, Priority
 
 
 class Engine:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from telemetry import Event, Privacy, Suggestion, Writer, open_db
-from telemetry.export import (
+from hintwise.telemetry import Event, Privacy, Suggestion, Writer, open_db
+from hintwise.telemetry.export import (
     DUPLICATE,
     EMPTY,
     NO_SURVIVAL,
@@ -22,7 +22,7 @@ from telemetry.export import (
     export,
     export_detailed,
 )
-from telemetry.store import to_epoch_ms
+from hintwise.telemetry.store import to_epoch_ms
 
 T0 = to_epoch_ms(datetime(2026, 11, 2, 9, 0))
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import Privacy, Writer, open_db, redact
-from telemetry.privacy import logprob_numbers
+from hintwise.telemetry import Privacy, Writer, open_db, redact
+from hintwise.telemetry.privacy import logprob_numbers
 
 rng = random.Random(3)
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

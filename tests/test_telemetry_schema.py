@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from telemetry import LATEST_VERSION, Writer, migrate, open_db, schema_version
-from telemetry.schema import MIGRATION_NAMES, MIGRATION_SET
+from hintwise.telemetry import LATEST_VERSION, Writer, migrate, open_db, schema_version
+from hintwise.telemetry.schema import MIGRATION_NAMES, MIGRATION_SET
 
 
 def index_columns(db: Database, table: str) -> set[tuple[str, ...]]:

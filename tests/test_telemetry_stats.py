@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import Event, Privacy, Request, Suggestion, Writer, open_db
-from telemetry.report import render
-from telemetry.stats import chart, compute
-from telemetry.store import DAY_MS, to_epoch_ms
+from hintwise.telemetry import Event, Privacy, Request, Suggestion, Writer, open_db
+from hintwise.telemetry.report import render
+from hintwise.telemetry.stats import chart, compute
+from hintwise.telemetry.store import DAY_MS, to_epoch_ms
 
 DAY1 = to_epoch_ms(datetime(2026, 11, 2, 9, 0))  # local time, as the user lives it
 DAY2 = to_epoch_ms(datetime(2026, 11, 3, 14, 0))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from telemetry import Writer, default_path, open_db, purge
-from telemetry.store import DAY_MS, to_epoch_ms
+from hintwise.telemetry import Writer, default_path, open_db, purge
+from hintwise.telemetry.store import DAY_MS, to_epoch_ms
 
 NOW = to_epoch_ms(datetime(2026, 11, 20, 12, 0))
 

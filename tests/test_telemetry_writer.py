@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import Event, Request, Suggestion, Writer, open_db
+from hintwise.telemetry import Event, Request, Suggestion, Writer, open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,7 +250,7 @@ def test_path_that_is_a_directory(tmp_path: Path) -> None:
 READ_ONLY = textwrap.dedent(
     """
     import json, sys
-    from telemetry import Writer
+    from hintwise.telemetry import Writer
     problems = []
     writer = Writer.start(sys.argv[1], on_problem=problems.append)
     writer.enqueue("events", {"suggestion_id": "a", "kind": "shown"})
@@ -321,7 +321,7 @@ def test_disk_full(tmp_path: Path) -> None:
 PRODUCER = textwrap.dedent(
     """
     import sys, time
-    from telemetry import Writer
+    from hintwise.telemetry import Writer
     writer = Writer.start(sys.argv[1])
     n = 0
     while True:

@@ -35,9 +35,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer  # noqa: E402
 
-from telemetry import Event, Suggestion, Writer  # noqa: E402
-from telemetry.export import export  # noqa: E402
-from telemetry.store import to_epoch_ms  # noqa: E402
+from hintwise.telemetry import Event, Suggestion, Writer  # noqa: E402
+from hintwise.telemetry.export import export  # noqa: E402
+from hintwise.telemetry.store import to_epoch_ms  # noqa: E402
 
 T0 = to_epoch_ms(datetime(2026, 11, 2, 9, 0))
 SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}

@@ -84,13 +84,13 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _server_commands() -> set[str]:
     """The commands this server registers (review/explain arrive with issue 5)."""
-    from lsp_server.server import create_server
+    from hintwise.lsp_server.server import create_server
 
     return set(create_server().protocol.fm.commands)
 
 
 def test_every_server_setting_is_contributed_to_vscode() -> None:
-    from lsp_server import config
+    from hintwise.lsp_server import config
 
     check = subprocess.run(
         [sys.executable, str(VSCODE / "scripts" / "contribute_settings.py"), "--check"],

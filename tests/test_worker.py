@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from models.worker import ModelUnavailable, ModelWorker, Priority
+from hintwise.models.worker import ModelUnavailable, ModelWorker, Priority
 
 
 class CountingEngine:

@@ -7,10 +7,10 @@ import re
 
 from lsprotocol import types
 
-from lsp_server.completion import Result
-from lsp_server.documents import Document
-from lsp_server.features.feedback import ACCEPT_COMMAND
-from lsp_server.server import HintwiseServer
+from hintwise.lsp_server.completion import Result
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.features.feedback import ACCEPT_COMMAND
+from hintwise.lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
 

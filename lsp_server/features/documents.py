@@ -6,10 +6,10 @@ import time
 
 from lsprotocol import types
 
-from lsp_server.context import CHARS_PER_TOKEN
-from lsp_server.documents import Document
-from lsp_server.server import HintwiseServer
-from lsp_server.syntax import language_for_path
+from hintwise.lsp_server.context import CHARS_PER_TOKEN
+from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.server import HintwiseServer
+from hintwise.lsp_server.syntax import language_for_path
 
 
 def opening_offset(document: Document, prefix_tokens: int) -> int:

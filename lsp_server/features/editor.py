@@ -7,9 +7,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from lsp_server import editor_stats
-from lsp_server.server import HintwiseServer
-from telemetry import default_path
+from hintwise.lsp_server import editor_stats
+from hintwise.lsp_server.server import HintwiseServer
+from hintwise.telemetry import default_path
 
 log = logging.getLogger("hintwise")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server import explain, tracing
-from lsp_server.explain import uri_path
-from lsp_server.features.review import (
+from hintwise.lsp_server import explain, tracing
+from hintwise.lsp_server.explain import uri_path
+from hintwise.lsp_server.features.review import (
     APPLY_FIX_COMMAND,
     DISMISS_COMMAND,
     SOURCE,
@@ -21,10 +21,10 @@ from lsp_server.features.review import (
     foreign_lines,
     progress,
 )
-from lsp_server.review import ReviewError
-from lsp_server.reviewer import Cancelled, run_background
-from lsp_server.server import HintwiseServer
-from telemetry.records import Event, Suggestion
+from hintwise.lsp_server.review import ReviewError
+from hintwise.lsp_server.reviewer import Cancelled, run_background
+from hintwise.lsp_server.server import HintwiseServer
+from hintwise.telemetry.records import Event, Suggestion
 
 log = logging.getLogger("hintwise")
 
@@ -148,7 +148,7 @@ def register(server: HintwiseServer) -> None:
             text, language = document.text, document.language_id
         elif path is not None and path.is_file():
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
-            from lsp_server.syntax import language_for_path
+            from hintwise.lsp_server.syntax import language_for_path
 
             language = language_for_path(str(path))
         else:

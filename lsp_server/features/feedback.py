@@ -7,8 +7,8 @@ import os
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.clock import ManualClock
-from lsp_server.server import HintwiseServer
+from hintwise.lsp_server.clock import ManualClock
+from hintwise.lsp_server.server import HintwiseServer
 
 ACCEPT_COMMAND = "hintwise.accept"
 

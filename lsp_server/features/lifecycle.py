@@ -7,7 +7,7 @@ import logging
 
 from lsprotocol import types
 
-from lsp_server.server import HintwiseServer
+from hintwise.lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
 
@@ -53,7 +53,7 @@ def _last(server: HintwiseServer, with_prompt: bool) -> dict | None:
 
 def engines(server: HintwiseServer) -> dict:
     """Per feature: which engine, and for a server its health (up, down, slow, refused)."""
-    from lsp_server.engine_setup import FEATURES, choice_for
+    from hintwise.lsp_server.engine_setup import FEATURES, choice_for
 
     result = {}
     for feature in FEATURES:

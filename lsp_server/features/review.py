@@ -10,11 +10,11 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server import review
-from lsp_server.explain import uri_path
-from lsp_server.reviewer import Cancelled, run_background
-from lsp_server.server import HintwiseServer
-from telemetry.records import Event, Suggestion
+from hintwise.lsp_server import review
+from hintwise.lsp_server.explain import uri_path
+from hintwise.lsp_server.reviewer import Cancelled, run_background
+from hintwise.lsp_server.server import HintwiseServer
+from hintwise.telemetry.records import Event, Suggestion
 
 log = logging.getLogger("hintwise")
 
@@ -289,7 +289,7 @@ def fix_edit(ls: HintwiseServer, fix_id: str) -> tuple[str, str, str] | None:
         new_text = review.apply_replacement(document.text, document.language_id, comment)
         return (uri, new_text, document.text) if new_text is not None else None
     if fix_id in ls.insights.explanations:
-        from lsp_server.explain import fix_edit as explanation_fix
+        from hintwise.lsp_server.explain import fix_edit as explanation_fix
 
         explanation, _ = ls.insights.explanations[fix_id]
         culprit = explanation.culprit

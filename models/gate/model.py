@@ -16,7 +16,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from models.gate.features import FEATURE_VERSION, STAGES
+from hintwise.models.gate.features import FEATURE_VERSION, STAGES
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 META_FILE = "gate.json"

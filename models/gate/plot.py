@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.gate import metrics
+from hintwise.models.gate import metrics
 
 
 def evaluation_chart(

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 
-from models.gate import metrics
-from models.gate.features import FEATURE_VERSION, STAGES
+from hintwise.models.gate import metrics
+from hintwise.models.gate.features import FEATURE_VERSION, STAGES
 
 PARAMS = {
     "objective": "binary",

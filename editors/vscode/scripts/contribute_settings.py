@@ -23,7 +23,7 @@ PACKAGE = ROOT / "editors" / "vscode" / "package.json"
 README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT))
 
-from lsp_server import config  # noqa: E402
+from hintwise.lsp_server import config  # noqa: E402
 
 CLIENT_SETTINGS: dict[str, dict[str, Any]] = {
     "hintwise.server.path": {
@@ -38,7 +38,7 @@ CLIENT_SETTINGS: dict[str, dict[str, Any]] = {
         "default": "",
         "scope": "machine-overridable",
         "markdownDescription": "A Python interpreter with hintwise installed; the server runs as "
-        "`python -m lsp_server.cli serve`. Used when `hintwise.server.path` is empty.",
+        "`python -m hintwise serve`. Used when `hintwise.server.path` is empty.",
     },
     "hintwise.server.args": {
         "type": "array",

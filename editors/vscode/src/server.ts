@@ -52,7 +52,7 @@ export function findServer(): ServerCommand | undefined {
   if (python) {
     return {
       command: python,
-      args: ["-m", "lsp_server.cli", "serve", ...extraArgs],
+      args: ["-m", "hintwise", "serve", ...extraArgs],
       source: "hintwise.server.pythonPath",
     };
   }

@@ -1,0 +1,5 @@
+"""`python -m hintwise …` is the `hintwise` command (the VS Code extension starts the server so)."""
+
+from hintwise.lsp_server.cli import main
+
+main()
