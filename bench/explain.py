@@ -88,7 +88,7 @@ def fix_passes(source: str, line: int, fix: str | None, folder: Path) -> bool:
 
 
 def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, str]:
-    from hintwise.lsp_server.review import numbered
+    from hintwise.lsp_server.code.units import numbered
     from hintwise.models.engine import GenerationRequest
 
     prompt = NAIVE_PROMPT.format(traceback=traceback.strip(), code=numbered(source, 0, 400))
@@ -106,11 +106,14 @@ def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, 
 def grounded(
     engine, folder: Path, traceback: str, execute: bool = False
 ) -> tuple[int | None, str | None, str]:
-    from hintwise.lsp_server import explain, tracing
+    from hintwise.lsp_server.explain import tracing
+    from hintwise.lsp_server.explain.answer import explain
+    from hintwise.lsp_server.explain.question import traceback_question
+    from hintwise.lsp_server.explain.tracebacks import TracebackError
 
     try:
-        question, _, _ = explain.traceback_question(traceback, folder, Path.read_text)
-    except explain.ReviewError as error:
+        question, _, _ = traceback_question(traceback, folder, Path.read_text)
+    except TracebackError as error:
         return None, None, str(error)
     if execute:
         traced = tracing.run_traced(
@@ -121,7 +124,7 @@ def grounded(
             question.function,
         )
         question.facts.extend(traced.facts)
-    result = explain.explain(engine, question, lambda: False)
+    result = explain(engine, question, lambda: False)
     return result.culprit["line"], result.fix, result.raw
 
 
@@ -134,7 +137,7 @@ def main() -> None:
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
     from hintwise.lsp_server.config import Settings, from_environment
-    from hintwise.lsp_server.engine_setup import load_engine
+    from hintwise.lsp_server.engines.choice import load_engine
 
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if args.limit:

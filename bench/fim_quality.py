@@ -175,9 +175,9 @@ def run_pipeline(
     gguf: Path, holes: list[Hole], scenario: str, healing: bool, threads: int
 ) -> list[dict]:
     sys.path.insert(0, str(ROOT))
-    from hintwise.lsp_server.completion import Completer
+    from hintwise.lsp_server.code.documents import Document
+    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.lsp_server.documents import Document
     from hintwise.models.llama_engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 
@@ -231,7 +231,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.config import Settings, from_environment
-    from hintwise.lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.engines.choice import model_path
 
     holes = load(args.limit)
     runs = [tuple(run.split(":")) for run in args.runs.split(",")] if args.runs else RUNS

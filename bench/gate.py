@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hintwise.lsp_server.gate_inputs import read_cups  # noqa: E402
-from hintwise.lsp_server.gate_training import cups_data  # noqa: E402
+from hintwise.lsp_server.gate.inputs import read_cups  # noqa: E402
+from hintwise.lsp_server.gate.training import cups_data  # noqa: E402
 from hintwise.models.gate import metrics, train  # noqa: E402
 from hintwise.models.gate.features import POST_FEATURES  # noqa: E402
 
@@ -145,10 +145,10 @@ def _timed(function, *args):
 
 
 def latency() -> dict:
-    from hintwise.lsp_server import context as cursor_context
+    from hintwise.lsp_server.code.documents import Document
+    from hintwise.lsp_server.completion import context as cursor_context
     from hintwise.lsp_server.config import CompletionSettings, GateSettings
-    from hintwise.lsp_server.documents import Document
-    from hintwise.lsp_server.gate import Gatekeeper
+    from hintwise.lsp_server.gate.keeper import Gatekeeper
 
     keeper = Gatekeeper(GateSettings(), Path("/nonexistent"), now=lambda: 0.0)
     rows = [json.loads(line) for line in CUPS.read_text().splitlines()]
@@ -184,11 +184,11 @@ def latency() -> dict:
 def transfer(limit: int) -> dict:
     import fim_quality
 
-    from hintwise.lsp_server.completion import Completer
+    from hintwise.lsp_server.code.documents import Document
+    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings, GateSettings, Settings
-    from hintwise.lsp_server.documents import Document
-    from hintwise.lsp_server.engine_setup import model_path
-    from hintwise.lsp_server.gate import Gatekeeper
+    from hintwise.lsp_server.engines.choice import model_path
+    from hintwise.lsp_server.gate.keeper import Gatekeeper
     from hintwise.models.llama_engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 

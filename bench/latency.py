@@ -76,7 +76,7 @@ class Position:
 
 def positions(count: int) -> list[Position]:
     """Cursor positions inside function bodies, spread evenly over the source files."""
-    from hintwise.lsp_server.syntax import DocumentSyntax, state_at
+    from hintwise.lsp_server.code.syntax import DocumentSyntax, state_at
 
     per_file = max(1, -(-count // len(SOURCES)))
     found: list[Position] = []
@@ -504,7 +504,7 @@ async def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.config import from_environment
-    from hintwise.lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.engines.choice import model_path
     from hintwise.models.llama_engine import default_threads
 
     env = dict(os.environ)

@@ -10,7 +10,7 @@ of the defect; *noise*: comments that land elsewhere (what a user reads for noth
 Pipelines, same model, same process, same greedy decoding:
   naive     the whole function in one free-text prompt ("list the bugs as `line N: message`"),
             no schema, no filters; every `line N` in the answer is a comment;
-  grounded  exactly what the server runs on save (lsp_server.review.review_unit): the
+  grounded  exactly what the server runs on save (lsp_server/review/reviewer.py, review_unit): the
             tree-sitter unit, the JSON schema whose `line` can only be one of the unit's lines,
             the filters and the per-function cap.
 Rows are a fixed random sample (seed 0) when --limit is given. Rates come with 95% Wilson
@@ -50,7 +50,7 @@ def load(limit: int | None) -> list[dict]:
 
 
 def naive(engine, row: dict) -> tuple[list[int], str]:
-    from hintwise.lsp_server.review import numbered
+    from hintwise.lsp_server.code.units import numbered
     from hintwise.models.engine import GenerationRequest
 
     code = textwrap.dedent(row["mutated_function"])
@@ -64,15 +64,16 @@ def naive(engine, row: dict) -> tuple[list[int], str]:
 
 
 def grounded(engine, row: dict) -> tuple[list[int], str]:
-    from hintwise.lsp_server import review
+    from hintwise.lsp_server.code.units import find_units
+    from hintwise.lsp_server.review.reviewer import review_unit
 
     code = textwrap.dedent(row["mutated_function"])
     # The function at its place in the file: blank lines above keep the real line numbers.
     text = "\n" * (row["function_start_line"] - 1) + code
     lines: list[int] = []
     raw = []
-    for unit in review.find_units(text, "python"):
-        result = review.review_unit(engine, unit, text, "python", set(), 2, lambda: False)
+    for unit in find_units(text, "python"):
+        result = review_unit(engine, unit, text, "python", set(), 2, lambda: False)
         lines += [c.line + 1 for c in result.comments]
         raw.append(result.raw)
     return lines, "\n".join(raw)
@@ -94,7 +95,7 @@ def main() -> None:
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
     from hintwise.lsp_server.config import Settings, from_environment
-    from hintwise.lsp_server.engine_setup import load_engine
+    from hintwise.lsp_server.engines.choice import load_engine
 
     rows = load(args.limit)
     report: dict = {"rows": len(rows), "date": time.strftime("%Y-%m-%d"), "models": {}}

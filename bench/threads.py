@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hintwise.lsp_server.config import Settings, from_environment  # noqa: E402
-from hintwise.lsp_server.engine_setup import model_path  # noqa: E402
+from hintwise.lsp_server.engines.choice import model_path  # noqa: E402
 from hintwise.models.llama_engine import LlamaEngine  # noqa: E402
 
 

@@ -4,9 +4,10 @@ This folder holds only the namespace. The code lives in the repository's three t
 folders, which the wheel installs under this one name (pyproject's `package-dir`), so that a
 user's environment never gains generic top-level packages such as `models` or `telemetry`:
 
-    hintwise.lsp_server   ← lsp_server/   the LSP front: server, handlers, CLI (may import the two below)
-    hintwise.models       ← models/       everything that predicts: engines, prompts, the gate
-    hintwise.telemetry    ← telemetry/    the local feedback store and its exports
+    hintwise.lsp_server  ← lsp_server/  the LSP front: server, handlers, CLI; may import the
+                                        two below, which import neither it nor each other
+    hintwise.models      ← models/      everything that predicts: engines, prompts, the gate
+    hintwise.telemetry   ← telemetry/   the local feedback store and its exports
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -29,16 +29,14 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """Wall-clock time, timers on the asyncio loop the server runs."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
+    """Wall-clock time, timers on the running asyncio loop (the server's: every caller is a
+    handler or a timer on it)."""
 
     def now(self) -> float:
         return time.time()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        return self.loop.call_later(delay, callback)
+        return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class _ManualTimer:

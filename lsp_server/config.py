@@ -223,44 +223,61 @@ def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _coerce(value: Any, kind: Any, key: str) -> Any:
-    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    if kind_name == "bool" or kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ValueError(f"{key} must be true or false, not {value!r}")
-    if kind_name == "int" or kind is int:
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be a whole number, not {value!r}")
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be a whole number, not {value!r}") from None
-        if number < 0:
-            raise ValueError(f"{key} must not be negative, not {value!r}")
-        return number
-    if kind_name == "Threshold":
-        if value == "auto":
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}") from None
-        if isinstance(value, bool) or not 0 <= number <= 1:
-            raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}")
-        return number
-    if "Literal" in str(kind):
-        allowed = [a.strip(" '\"") for a in str(kind).split("[", 1)[1].rstrip("]").split(",")]
-        if value not in allowed:
-            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+def _boolean(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
         return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValueError(f"{key} must be true or false, not {value!r}")
+
+
+def _whole_number(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a whole number, not {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{key} must not be negative, not {value!r}")
+    return number
+
+
+def _threshold(value: Any, key: str) -> Threshold:
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 1:
+        raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}")
+    return number
+
+
+def _text(value: Any, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ValueError(f"{key} must be text, not {value!r}")
     return value
+
+
+_COERCE = {"bool": _boolean, "int": _whole_number, "Threshold": _threshold}
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    """`value` as the field's type (the dataclass annotation, a string under
+    `from __future__ import annotations`), or ValueError saying what was expected."""
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind_name in _COERCE:
+        return _COERCE[kind_name](value, key)
+    if "Literal" in str(kind):
+        allowed = [a.strip(" '\"") for a in str(kind).split("[", 1)[1].rstrip("]").split(",")]
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+    return _text(value, key)
 
 
 def apply(settings: Settings, values: dict[str, Any]) -> tuple[Settings, list[str]]:

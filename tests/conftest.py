@@ -28,7 +28,7 @@ def hintwise_command() -> list[str]:
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding the assembled bundled model, shared by the session's servers."""
     from hintwise.lsp_server.config import Settings
-    from hintwise.lsp_server.engine_setup import model_path
+    from hintwise.lsp_server.engines.choice import model_path
 
     directory = tmp_path_factory.mktemp("hintwise-data")
     model_path(Settings(data_dir=str(directory)))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hintwise.lsp_server.completion import Completer
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.config import CompletionSettings
-from hintwise.lsp_server.documents import Document
 from hintwise.models.llama_engine import LlamaEngine
 from hintwise.models.worker import ModelWorker
 

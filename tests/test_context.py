@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hintwise.lsp_server import context
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion import context
 from hintwise.lsp_server.config import CompletionSettings
-from hintwise.lsp_server.documents import Document
 
 SETTINGS = CompletionSettings()
 

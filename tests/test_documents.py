@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hintwise.lsp_server.documents import Document
+from hintwise.lsp_server.code.documents import Document
 
 
 def doc(text: str, encoding: str = "utf-16") -> Document:

@@ -148,7 +148,7 @@ def test_a_banned_first_token_gives_the_runner_up(gemma_engine):
 @pytest.fixture(scope="module")
 def smollm2_engine():
     from hintwise.lsp_server.config import Settings
-    from hintwise.lsp_server.engine_setup import load_engine
+    from hintwise.lsp_server.engines.choice import load_engine
 
     engine = load_engine(Settings(model=type(Settings().model)(name="smollm2-135m")))
     yield engine

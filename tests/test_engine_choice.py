@@ -1,5 +1,6 @@
 """Per-feature engines: which engine completions, explanations and reviews run on, and
-`HintwiseServer.worker_for(feature)` handing out the right worker (real model, real server)."""
+`HintwiseServer.engines.worker_for(feature)` handing out the right worker (real model, real
+server)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from inference_server import LlamaCppServer
 
 from hintwise.lsp_server import config
-from hintwise.lsp_server.engine_setup import EngineChoice, choice_for
+from hintwise.lsp_server.engines.choice import EngineChoice, choice_for
 from hintwise.lsp_server.server import HintwiseServer
 from hintwise.models.engine import GenerationRequest
 from hintwise.models.http_engine import HttpEngine
@@ -79,10 +80,13 @@ def test_worker_for_gives_each_feature_its_engine(gemma_path, llama_server, tmp_
     }
     server = HintwiseServer(settings_with(values))
     try:
-        server.start_model()
-        completion = server.worker_for("completion")
-        explain = server.worker_for("explain")
-        assert completion is server.worker and server.worker_for("review") is server.worker
+        server.engines.apply(server.settings)
+        completion = server.engines.worker_for("completion")
+        explain = server.engines.worker_for("explain")
+        assert (
+            completion is server.engines.completion
+            and server.engines.worker_for("review") is server.engines.completion
+        )
         assert explain is not completion
         assert completion.wait_ready(60) and explain.wait_ready(60)
         assert isinstance(completion.engine, LlamaEngine)
@@ -110,17 +114,21 @@ def test_worker_for_gives_each_feature_its_engine(gemma_path, llama_server, tmp_
         server.settings = settings_with(
             {**values, "review_engine": {"kind": "http", "url": llama_server.url}}
         )
-        server.start_model()
-        assert server.worker_for("review") is explain
-        assert server.worker_for("completion") is completion
+        server.engines.apply(server.settings)
+        assert server.engines.worker_for("review") is explain
+        assert server.engines.worker_for("completion") is completion
 
         # Back to one engine for everything: the extra worker is stopped.
         server.settings = settings_with(
             {"data_dir": str(tmp_path), "model": {"path": str(gemma_path)}}
         )
-        server.start_model()
-        assert server.worker_for("explain") is server.worker_for("review") is completion
-        assert server.feature_workers == {}
+        server.engines.apply(server.settings)
+        assert (
+            server.engines.worker_for("explain")
+            is server.engines.worker_for("review")
+            is completion
+        )
+        assert server.engines.features == {}
     finally:
         server.stop()
 
@@ -140,9 +148,12 @@ def test_a_second_local_model_for_explanations(gemma_path, tmp_path):
         )
     )
     try:
-        server.start_model()
-        completion, explain = server.worker_for("completion"), server.worker_for("explain")
-        assert explain is not completion and server.worker_for("review") is completion
+        server.engines.apply(server.settings)
+        completion, explain = (
+            server.engines.worker_for("completion"),
+            server.engines.worker_for("explain"),
+        )
+        assert explain is not completion and server.engines.worker_for("review") is completion
         assert completion.wait_ready(60) and explain.wait_ready(60)
         assert completion.engine.info.architecture == "gemma3"
         assert explain.engine.info.architecture == "llama"  # SmolLM2

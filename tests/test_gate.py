@@ -16,12 +16,18 @@ import sqlite_utils
 from conftest import SHARED_DATA, hintwise_command
 from lsp_session import EXAMPLE, inline, open_document, session, status, wait_ready
 
-from hintwise.lsp_server import context as cursor_context
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion import context as cursor_context
 from hintwise.lsp_server.config import CompletionSettings, GateSettings
-from hintwise.lsp_server.documents import Document
-from hintwise.lsp_server.gate import Gatekeeper, request_input, with_suggestion
-from hintwise.lsp_server.gate_inputs import EventsFileError, cups_input, read_cups
-from hintwise.lsp_server.gate_training import cups_data, train_default
+from hintwise.lsp_server.gate.inputs import (
+    EventsFileError,
+    cups_input,
+    read_cups,
+    request_input,
+    with_suggestion,
+)
+from hintwise.lsp_server.gate.keeper import Gatekeeper
+from hintwise.lsp_server.gate.training import cups_data, train_default
 from hintwise.models.gate import model as gate_model
 from hintwise.models.gate import train
 from hintwise.models.gate.features import (
@@ -335,7 +341,7 @@ def test_gate_eval_on_a_cups_file_reports_the_figures_and_draws_them(tmp_path):
 def test_a_better_personal_gate_is_installed_and_loads(tmp_path):
     """Against a gate that knows nothing (trained on shuffled labels), the store's gate wins and
     is installed where the server looks for it."""
-    from hintwise.lsp_server.gate_training import store_data, train_personal
+    from hintwise.lsp_server.gate.training import store_data, train_personal
 
     _store_from_cups(tmp_path, cups_rows())
     data = store_data(tmp_path / "telemetry.db").data
@@ -357,7 +363,7 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
     """gate.retrain_every answers start a training thread on the store (real server state,
     no client: the LSP part of answering is covered by the feedback tests)."""
     from hintwise.lsp_server import config
-    from hintwise.lsp_server.gate_training import store_data
+    from hintwise.lsp_server.gate.training import store_data
     from hintwise.lsp_server.server import HintwiseServer
 
     monkeypatch.setenv("HINTWISE_TEST_CLOCK", "1")
@@ -381,13 +387,12 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
     )
     assert not problems
     server = HintwiseServer(settings)
-    server.start_telemetry()
-    server.start_gate()
+    server.feedback.open(settings.telemetry, settings.data_path)
     assert server.gate.model.directory == clueless
     for outcome in ("accepted", "rejected"):
-        server._answered(outcome)
+        server.answered(outcome)
     assert server.retrainer.running is None  # not yet: 2 of 3
-    server._answered("rejected")
+    server.answered("rejected")
     thread = server.retrainer.running
     assert thread is not None
     thread.join(timeout=120)
@@ -400,9 +405,9 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
 
 def test_items_carry_the_gate_scores_for_plugins():
     """Inline items in the accept command's second argument, list items in `data`."""
-    from hintwise.lsp_server.completion import Result
+    from hintwise.lsp_server.completion.result import Result
     from hintwise.lsp_server.features.completion import completion_items, inline_items
-    from hintwise.lsp_server.gate import Verdict
+    from hintwise.lsp_server.gate.keeper import Verdict
 
     document = Document("file:///f.py", "python", 1, "def f(x):\n    return ")
     result = Result(

@@ -10,7 +10,8 @@ import time
 import pytest
 from inference_server import LlamaCppServer, free_port, tokens_generated
 
-from hintwise.lsp_server import config, engine_setup
+from hintwise.lsp_server import config
+from hintwise.lsp_server.engines.choice import choice_for, load_choice
 from hintwise.models.engine import CompletionRequest, GenerationRequest
 from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
 
@@ -183,16 +184,16 @@ def test_an_api_key_from_a_file_or_the_environment_never_logged(
         settings = config.apply(
             config.Settings(), {"engine.kind": "http", "engine.url": server.url}
         )[0]
-        choice = engine_setup.choice_for(settings, "completion")
+        choice = choice_for(settings, "completion")
         monkeypatch.delenv("HINTWISE_API_KEY", raising=False)
-        refused = engine_setup.load_choice(settings, choice)
+        refused = load_choice(settings, choice)
         assert refused.health == "refused" and "refused the API key" in refused.health_message
         with pytest.raises(EngineUnavailable, match="API key"):
             refused.complete(CompletionRequest(prefix=PROMPT), lambda: False)
         refused.close()
 
         monkeypatch.setenv("HINTWISE_API_KEY", secret)
-        from_env = engine_setup.load_choice(settings, choice)
+        from_env = load_choice(settings, choice)
         request = CompletionRequest(prefix=PROMPT, max_tokens=8, stop=first_line)
         assert from_env.complete(request, lambda: False).text == " a + b"
         assert secret not in repr(from_env.options)
@@ -202,7 +203,7 @@ def test_an_api_key_from_a_file_or_the_environment_never_logged(
         key_file = tmp_path / "key"
         key_file.write_text(secret + "\n")
         settings = config.apply(settings, {"engine.api_key_file": str(key_file)})[0]
-        from_file = engine_setup.load_choice(settings, choice)
+        from_file = load_choice(settings, choice)
         assert from_file.complete(request, lambda: False).text == " a + b"
         from_file.close()
     finally:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hintwise.lsp_server import context, postprocess
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion import context, postprocess
 from hintwise.lsp_server.config import CompletionSettings
-from hintwise.lsp_server.documents import Document
 
 
 def finish(source: str, language: str, raw: str, truncated: bool = False):

@@ -33,11 +33,32 @@ def test_the_example_line_is_the_one_the_quickstart_completes():
     assert lines[14] == " " * 12  # line 15: the body of `if n % divisor == 0:` is missing
 
 
+def _map_paths() -> set[str]:
+    """The files and folders the README's map names (`name.py` or `name/`, indented two spaces
+    per level), as repository paths."""
+    block = README.split("## How it is built", 1)[1].split("```", 2)[1]
+    paths: set[str] = set()
+    parents: list[str] = []
+    for line in block.split("\n"):
+        match = re.match(r"^( *)(\S+\.py|\S+/)(\s|$)", line)
+        if match is None:
+            continue
+        depth = len(match.group(1)) // 2
+        parents = [*parents[:depth], match.group(2).rstrip("/")]
+        paths.add("/".join(parents) + ("/" if match.group(2).endswith("/") else ""))
+    return paths
+
+
 def test_the_architecture_map_names_every_module():
-    """The README's map is how a newcomer finds their way: a module missing from it is lost."""
+    """The README's map is how a newcomer finds their way: a module or folder missing from it is
+    lost, and one it names that does not exist sends them nowhere."""
+    named = _map_paths()
     for package in ("lsp_server", "models", "telemetry"):
-        for path in (ROOT / package).glob("*.py"):
+        for path in (ROOT / package).rglob("*.py"):
             if path.name != "__init__.py":
-                assert f"  {path.name} " in README, (
-                    f"{package}/{path.name} is not in the README map"
-                )
+                relative = str(path.relative_to(ROOT))
+                assert relative in named, f"{relative} is not in the README map"
+                folder = str(path.parent.relative_to(ROOT)) + "/"
+                assert folder in named, f"{folder} is not in the README map"
+    for path in named:
+        assert (ROOT / path).exists(), f"the README map names {path}, which does not exist"

@@ -11,9 +11,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hintwise.lsp_server import explain, review
 from hintwise.lsp_server.cli import main
-from hintwise.lsp_server.review_cli import sarif
+from hintwise.lsp_server.cli.review import sarif
+from hintwise.lsp_server.code.surprise import candidates
+from hintwise.lsp_server.code.syntax import CodeError
+from hintwise.lsp_server.code.units import changed_units, find_units
+from hintwise.lsp_server.explain.answer import parse_answer
+from hintwise.lsp_server.explain.question import question_at, traceback_question
+from hintwise.lsp_server.explain.tracebacks import TracebackError, parse_traceback
+from hintwise.lsp_server.review.comments import (
+    Comment,
+    apply_replacement,
+    cap_file,
+    filter_comments,
+    map_range,
+    parse_comments,
+)
+from hintwise.lsp_server.review.question import comment_schema
 
 CODE = """import os
 
@@ -36,7 +50,7 @@ def mean(values):
 
 
 def test_units_are_functions_and_classes_without_methods():
-    units = review.find_units(CODE, "python")
+    units = find_units(CODE, "python")
     assert [u.key for u in units] == [
         "class Empty",
         "function get",
@@ -49,28 +63,26 @@ def test_units_are_functions_and_classes_without_methods():
 
 
 def test_only_changed_units_are_reviewed_again():
-    units = review.find_units(CODE, "python")
+    units = find_units(CODE, "python")
     reviewed = {u.key: u.digest for u in units}
     edited = CODE.replace("len(values) - 1", "len(values)")
-    changed = review.changed_units(review.find_units(edited, "python"), reviewed)
+    changed = changed_units(find_units(edited, "python"), reviewed)
     assert [u.key for u in changed] == ["function mean"]
 
 
 def test_bad_files_give_clear_errors():
-    with pytest.raises(review.ReviewError, match="no tree-sitter grammar"):
-        review.find_units("hello", "plaintext")
-    with pytest.raises(review.ReviewError, match="too large"):
-        review.find_units("x = 1\n" * 400_000, "python")
+    with pytest.raises(CodeError, match="no tree-sitter grammar"):
+        find_units("hello", "plaintext")
+    with pytest.raises(CodeError, match="too large"):
+        find_units("x = 1\n" * 400_000, "python")
     # Unparseable code still has its units (tree-sitter recovers).
-    assert [
-        u.key for u in review.find_units("def f(:\n    return )\n\ndef g():\n    pass\n", "python")
-    ]
+    assert [u.key for u in find_units("def f(:\n    return )\n\ndef g():\n    pass\n", "python")]
 
 
 def test_model_output_that_is_not_json_or_points_elsewhere_is_dropped():
-    unit = review.find_units(CODE, "python")[-1]
-    assert review.parse_comments("{not json", unit) == ([], {"not valid JSON": 1})
-    assert review.parse_comments("[]", unit)[1] == {"no comments list": 1}
+    unit = find_units(CODE, "python")[-1]
+    assert parse_comments("{not json", unit) == ([], {"not valid JSON": 1})
+    assert parse_comments("[]", unit)[1] == {"no comments list": 1}
     raw = json.dumps(
         {
             "comments": [
@@ -81,14 +93,14 @@ def test_model_output_that_is_not_json_or_points_elsewhere_is_dropped():
             ]
         }
     )
-    comments, dropped = review.parse_comments(raw, unit)
+    comments, dropped = parse_comments(raw, unit)
     assert [(c.line, c.message) for c in comments] == [(16, "off by one: divides by n - 1")]
     assert dropped == {"outside the unit": 1, "no message": 1, "no line": 1}
 
 
 def test_filters_repeats_flagged_lines_echoes_and_caps():
     lines = CODE.split("\n")
-    make = lambda line, message, severity="warning": review.Comment(line, severity, message)  # noqa: E731
+    make = lambda line, message, severity="warning": Comment(line, severity, message)  # noqa: E731
     comments = [
         make(16, "divides by n - 1", "error"),
         make(16, "divides by n - 1"),
@@ -97,7 +109,7 @@ def test_filters_repeats_flagged_lines_echoes_and_caps():
         make(9, "flagged by pyright already"),
         make(16, "another", "info"),
     ]
-    kept, dropped = review.filter_comments(comments, lines, {9}, max_per_unit=1)
+    kept, dropped = filter_comments(comments, lines, {9}, max_per_unit=1)
     assert [c.message for c in kept] == ["divides by n - 1"]
     assert dropped == {
         "repeated": 1,
@@ -107,27 +119,25 @@ def test_filters_repeats_flagged_lines_echoes_and_caps():
         "over the per-function cap": 1,
     }
     many = [make(i, f"m{i}") for i in range(20)]
-    assert len(review.cap_file(many, 10)) == 10
+    assert len(cap_file(many, 10)) == 10
 
 
 def test_schema_only_allows_the_units_lines():
-    unit = review.find_units(CODE, "python")[-1]
-    schema = review.comment_schema(unit, 2)
+    unit = find_units(CODE, "python")[-1]
+    schema = comment_schema(unit, 2)
     item = schema["properties"]["comments"]["items"]["properties"]
     assert item["line"]["enum"] == [16, 17]
     assert schema["properties"]["comments"]["maxItems"] == 2
 
 
 def test_range_is_the_statement_and_fixes_must_parse():
-    comment = review.Comment(
-        16, "error", "off by one", replacement="return sum(values) / len(values)"
-    )
-    review.map_range(CODE, "python", comment)
+    comment = Comment(16, "error", "off by one", replacement="return sum(values) / len(values)")
+    map_range(CODE, "python", comment)
     assert (comment.start_character, comment.end_character) == (4, 42)
-    fixed = review.apply_replacement(CODE, "python", comment)
+    fixed = apply_replacement(CODE, "python", comment)
     assert "    return sum(values) / len(values)\n" in fixed
     comment.replacement = "return sum(values / ("
-    assert review.apply_replacement(CODE, "python", comment) is None
+    assert apply_replacement(CODE, "python", comment) is None
 
 
 PY_TRACEBACK = """Traceback (most recent call last):
@@ -141,14 +151,14 @@ ZeroDivisionError: division by zero
 
 def test_python_traceback_frames_map_to_the_workspace(tmp_path: Path):
     (tmp_path / "stats.py").write_text(CODE)
-    parsed = explain.parse_traceback(PY_TRACEBACK)
+    parsed = parse_traceback(PY_TRACEBACK)
     assert [(f.path, f.line, f.function) for f in parsed.frames][-1] == (
         "/srv/app/stats.py",
         17,
         "mean",
     )
     assert parsed.error == "ZeroDivisionError: division by zero"
-    question, _, notes = explain.traceback_question(PY_TRACEBACK, tmp_path, Path.read_text)
+    question, _, notes = traceback_question(PY_TRACEBACK, tmp_path, Path.read_text)
     assert notes == []
     assert question.line == 16 and question.path == "stats.py"
     assert question.code.startswith("def mean")
@@ -157,21 +167,21 @@ def test_python_traceback_frames_map_to_the_workspace(tmp_path: Path):
 
 def test_node_stack_is_parsed_too():
     stack = "TypeError: x is undefined\n    at f (/w/a.js:3:7)\n    at /w/b.js:10:2\n"
-    parsed = explain.parse_traceback(stack)
+    parsed = parse_traceback(stack)
     assert parsed.language == "javascript"
     assert [(f.path, f.line) for f in parsed.frames] == [("/w/b.js", 10), ("/w/a.js", 3)]
 
 
 def test_traceback_that_matches_no_file_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(review.ReviewError, match="no frame of the traceback is a file in"):
-        explain.traceback_question(PY_TRACEBACK, tmp_path, Path.read_text)
-    with pytest.raises(review.ReviewError, match="no stack frame"):
-        explain.traceback_question("just words", tmp_path, Path.read_text)
+    with pytest.raises(TracebackError, match="no frame of the traceback is a file in"):
+        traceback_question(PY_TRACEBACK, tmp_path, Path.read_text)
+    with pytest.raises(TracebackError, match="no stack frame"):
+        traceback_question("just words", tmp_path, Path.read_text)
 
 
 def test_explanation_answer_that_is_not_json_falls_back_to_the_failing_line():
-    question = explain.question_at(CODE, "python", 16, "ZeroDivisionError", "file:///x.py", "x.py")
-    assert explain.parse_answer("oops", question)[1:] == (
+    question = question_at(CODE, "python", 16, "ZeroDivisionError", "file:///x.py", "x.py")
+    assert parse_answer("oops", question)[1:] == (
         16,
         None,
         "the model's answer was not valid JSON",
@@ -179,7 +189,7 @@ def test_explanation_answer_that_is_not_json_falls_back_to_the_failing_line():
     good = json.dumps(
         {"explanation": "n - 1 is zero for one value", "culprit_line": 17, "fix": "x"}
     )
-    assert explain.parse_answer(good, question)[:2] == ("n - 1 is zero for one value", 16)
+    assert parse_answer(good, question)[:2] == ("n - 1 is zero for one value", 16)
 
 
 def test_sarif_has_the_2_1_0_shape():
@@ -303,7 +313,7 @@ def test_review_candidates_are_operators_constants_or_a_missing_negation():
         "    if ready:\n"
         "        return x !='a'\n"
     )
-    [unit] = review.find_units(text, "python")
+    [unit] = find_units(text, "python")
 
     def at(fragment: str, written: str, expected: str) -> TokenScore:
         offset = text.index(fragment) + fragment.index(written)
@@ -316,8 +326,8 @@ def test_review_candidates_are_operators_constants_or_a_missing_negation():
         at("if ready", "ready", "not"),  # a missing negation: kept
         at("x !='a'", "!='", "=="),  # operator glued to a quote: kept
     ]
-    found = {c.written: c.line for c in review.candidates(unit, scores, limit=10)}
+    found = {c.written: c.line for c in candidates(unit, scores, limit=10)}
     assert found == {"==": 1, "ready": 4, "!='": 5}
     # a score past the unit's end (the model's end-of-text) is no candidate and no crash
     beyond = TokenScore(len(unit.text) + 3, "<", -9.0, ">", -0.1)
-    assert review.candidates(unit, [beyond], limit=10) == []
+    assert candidates(unit, [beyond], limit=10) == []

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hintwise.lsp_server.reviewer import Cancelled, run_background
+from hintwise.lsp_server.engines.background import Cancelled, run_background
 from hintwise.models.worker import ModelWorker, Priority
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hintwise.lsp_server import tracing
+from hintwise.lsp_server.explain import tracing
 
 SCRIPT = """def mean(values):
     total = 0

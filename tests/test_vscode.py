@@ -84,7 +84,7 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _server_commands() -> set[str]:
     """The commands this server registers (review/explain arrive with issue 5)."""
-    from hintwise.lsp_server.server import create_server
+    from hintwise.lsp_server.features import create_server
 
     return set(create_server().protocol.fm.commands)
 

@@ -1,4 +1,5 @@
-"""textDocument/inlineCompletion, textDocument/completion, and the `hintwise.accept` command."""
+"""textDocument/inlineCompletion and textDocument/completion: the pipeline's answer as items that
+carry the `hintwise.accept` command and the gate's scores."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import re
 
 from lsprotocol import types
 
-from hintwise.lsp_server.completion import Result
-from hintwise.lsp_server.documents import Document
-from hintwise.lsp_server.features.feedback import ACCEPT_COMMAND
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion.result import Result
+from hintwise.lsp_server.features import protocol
 from hintwise.lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
@@ -25,7 +26,7 @@ def _gate(result: Result) -> dict:
 
 def _accept(result: Result) -> types.Command:
     return types.Command(
-        title="Accept suggestion", command=ACCEPT_COMMAND, arguments=[result.id, _gate(result)]
+        title="Accept suggestion", command=protocol.ACCEPT, arguments=[result.id, _gate(result)]
     )
 
 
@@ -39,11 +40,11 @@ async def suggest(
 ) -> tuple[Document, Result] | None:
     """Run the completion pipeline for a client request; None when there is nothing to show."""
     document = ls.documents.get(uri)
-    if document is None or ls.completer is None:
+    if document is None:
         return None
     offset = document.offset_at(position.line, position.character)
-    if ls.feedback is not None:
-        ls.feedback.moved_to(uri, offset)
+    outcomes = ls.feedback.completions
+    outcomes.moved_to(uri, offset)
     result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
     log.debug(
         "completion %s:%d → %r (%s, %.0f ms)",
@@ -53,10 +54,9 @@ async def suggest(
         result.reason,
         result.latency_ms.get("total", 0.0),
     )
-    if ls.feedback is not None:
-        ls.feedback.requested(result)
-        if result.text:
-            ls.feedback.shown(result, document, ls.engine_settings())
+    outcomes.requested(result)
+    if result.text:
+        outcomes.shown(result, document, ls.engines.provenance())
     if not result.text:
         return None
     return document, result
@@ -119,26 +119,27 @@ def completion_items(
     return types.CompletionList(is_incomplete=True, items=[item])
 
 
-def register(server: HintwiseServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(
-        ls: HintwiseServer, params: types.InlineCompletionParams
-    ) -> types.InlineCompletionList:
-        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-        found = await suggest(ls, params.text_document.uri, params.position, automatic)
-        if found is None:
-            return types.InlineCompletionList(items=[])
-        return inline_items(*found)
+async def inline_completion(
+    ls: HintwiseServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+    found = await suggest(ls, params.text_document.uri, params.position, automatic)
+    if found is None:
+        return types.InlineCompletionList(items=[])
+    return inline_items(*found)
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
-    async def completion(
-        ls: HintwiseServer, params: types.CompletionParams
-    ) -> types.CompletionList:
-        context = params.context
-        automatic = (
-            context is not None and context.trigger_kind != types.CompletionTriggerKind.Invoked
-        )
-        found = await suggest(ls, params.text_document.uri, params.position, automatic)
-        if found is None:
-            return types.CompletionList(is_incomplete=True, items=[])
-        return completion_items(*found, markdown=_markdown_documentation(ls.client_capabilities))
+
+async def completion(ls: HintwiseServer, params: types.CompletionParams) -> types.CompletionList:
+    context = params.context
+    automatic = context is not None and context.trigger_kind != types.CompletionTriggerKind.Invoked
+    found = await suggest(ls, params.text_document.uri, params.position, automatic)
+    if found is None:
+        return types.CompletionList(is_incomplete=True, items=[])
+    return completion_items(*found, markdown=_markdown_documentation(ls.client_capabilities))
+
+
+def register(server: HintwiseServer) -> None:
+    server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+        inline_completion
+    )
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(completion)

@@ -1,0 +1,152 @@
+"""`hintwise explain --traceback FILE|-` and `hintwise explain FILE:LINE --message TEXT`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from hintwise.lsp_server.cli.common import overrides, parse_location, read_source, settings_with
+from hintwise.lsp_server.code.documents import uri_path
+from hintwise.lsp_server.code.syntax import language_for_path
+from hintwise.lsp_server.config import Settings
+from hintwise.lsp_server.engines.workers import start_worker
+from hintwise.lsp_server.explain import tracing
+from hintwise.lsp_server.explain.answer import explain
+from hintwise.lsp_server.explain.question import Question, question_at, traceback_question
+from hintwise.lsp_server.explain.tracebacks import TracebackError
+from hintwise.models.worker import Priority
+
+
+@click.command("explain")
+@click.argument("location", required=False)
+@click.option("--traceback", "traceback_file", metavar="FILE|-", help="A traceback to explain.")
+@click.option("--message", help="The error message at FILE:LINE.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Workspace the traceback's frames are looked up in (default: here).",
+)
+@click.option(
+    "--run",
+    "run_target",
+    metavar="NODEID|SCRIPT",
+    help="Run this pytest node id or script (sandboxed) to record local variables "
+    "(explain.run; with --traceback the target is found in it when not given).",
+)
+@click.option("--model", "-m", metavar="PATH|NAME", help="A .gguf file or a bundled model name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def explain_command(
+    location: str | None,
+    traceback_file: str | None,
+    message: str | None,
+    root: Path,
+    model: str | None,
+    as_json: bool,
+    run_target: str | None,
+) -> None:
+    """Explain a traceback, or the error MESSAGE at FILE:LINE, with the local model."""
+    settings = settings_with(overrides(model))
+    if traceback_file:
+        question = _traceback_question(traceback_file, root, run_target, settings)
+    elif location:
+        question = _question_at(location, message, run_target, settings)
+    else:
+        raise click.UsageError("give FILE:LINE --message TEXT, or --traceback FILE|-")
+
+    worker = start_worker(settings, notify=lambda m: click.echo(m, err=True))
+    try:
+        if not worker.wait_ready():
+            raise click.ClickException(f"no model: {worker.error}\nRun `hintwise doctor`.")
+        click.echo("explaining…", err=True)
+        job = worker.submit(
+            lambda engine, cancelled: explain(
+                engine, question, cancelled, settings.explain.max_tokens
+            ),
+            Priority.BACKGROUND,
+        )
+        result = job.future.result()
+    finally:
+        worker.stop()
+    if as_json:
+        payload = result.to_json()
+        payload.update(
+            culprit_location=result.culprit_path,
+            explanation=result.explanation,
+            runtime_facts=[f for f in result.facts if f.startswith("runtime:")],
+            model=settings.model_label(),
+        )
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(result.markdown)
+
+
+def _traceback_question(
+    traceback_file: str, root: Path, run_target: str | None, settings: Settings
+) -> Question:
+    try:
+        text = (
+            sys.stdin.read()
+            if traceback_file == "-"
+            else Path(traceback_file).read_text(encoding="utf-8", errors="replace")
+        )
+    except OSError as error:
+        raise click.ClickException(f"cannot read {traceback_file}: {error.strerror}") from None
+    try:
+        question, _, notes = traceback_question(
+            text, root, lambda p: p.read_text(encoding="utf-8", errors="surrogateescape")
+        )
+    except TracebackError as error:
+        raise click.ClickException(str(error)) from None
+    question.facts.extend(notes)
+    if settings.explain.run or run_target:
+        question.facts.extend(_runtime_facts(text, root, question, run_target, settings))
+    return question
+
+
+def _question_at(
+    location: str, message: str | None, run_target: str | None, settings: Settings
+) -> Question:
+    if not message:
+        raise click.UsageError("FILE:LINE needs --message TEXT")
+    path, line, _ = parse_location(location)
+    source = read_source(path)
+    lines = source.count("\n") + 1
+    if not 1 <= line <= lines:
+        raise click.ClickException(f"{path} has {lines} lines; line {line} does not exist")
+    question = question_at(
+        source, language_for_path(str(path)), line - 1, message, path.resolve().as_uri(), str(path)
+    )
+    if run_target:
+        question.facts.extend(_runtime_facts("", path.parent, question, run_target, settings))
+    return question
+
+
+def _runtime_facts(
+    text: str, root: Path, question: Question, run_target: str | None, settings: Settings
+) -> list[str]:
+    """Run the failing test or script (sandboxed) and return what it recorded as facts."""
+    if run_target:
+        kind = "pytest" if "::" in run_target else "script"
+        target = (kind, run_target)
+    else:
+        target = tracing.target_from_traceback(text, root)
+    if target is None:
+        click.echo(
+            "hintwise: nothing to run (no pytest node id or script in the traceback)", err=True
+        )
+        return []
+    click.echo(f"running {target[1]} (sandboxed, {settings.explain.run_timeout_s} s)…", err=True)
+    result = tracing.run_traced(
+        target[0],
+        target[1],
+        root,
+        uri_path(question.uri) if question.uri else None,
+        question.function,
+        settings.explain.run_timeout_s,
+        settings.explain.run_memory_mb,
+    )
+    return result.facts

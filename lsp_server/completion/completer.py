@@ -1,0 +1,349 @@
+"""The completion pipeline, shared by the language server and `hintwise complete`.
+
+context (tree-sitter, windows, mode) → typing-along cache → the gate's first verdict → model
+worker → post-processing → the gate's second verdict. Everything here runs on the asyncio loop
+except the engine call, which the worker runs on its own thread; the loop only awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion import context as cursor_context
+from hintwise.lsp_server.completion import postprocess
+from hintwise.lsp_server.completion.cache import TypingCache
+from hintwise.lsp_server.completion.result import Result
+from hintwise.lsp_server.config import CompletionSettings
+from hintwise.lsp_server.gate.keeper import Gatekeeper, Verdict
+from hintwise.models.engine import Completion, CompletionRequest
+from hintwise.models.gate.features import GateInput
+from hintwise.models.worker import Job, ModelUnavailable, ModelWorker, Priority
+
+
+@dataclass
+class Counters:
+    """What the completer did, for `hintwise/status`, tests and benchmarks."""
+
+    requests: int = 0
+    model_calls: int = 0
+    cache_hits: int = 0
+    skipped: int = 0  # no completion wanted at that position (mode "none")
+    cancelled: int = 0
+    gated: int = 0  # the acceptance gate skipped the model call
+    hidden: int = 0  # the acceptance gate hid the generated suggestion
+    prewarmed: int = 0  # pre-warm jobs that ran to the end
+    # Recent cancelled generations: tokens generated after the cancel, and ms until it stopped.
+    cancellations: deque = field(default_factory=lambda: deque(maxlen=20))
+    last: Result | None = None  # the most recent answer that reached the model or the cache
+
+    def describe(self, with_prompt: bool = False) -> dict:
+        """For `hintwise/status`; `with_prompt` adds the last prompt's token ids and text."""
+        last = self.last.to_json() if self.last is not None else None
+        if last is not None and with_prompt and self.last and self.last.engine is not None:
+            last["prompt_ids"] = list(self.last.engine.prompt)
+            last["prompt_text"] = self.last.engine.prompt_text
+        return {
+            "requests": self.requests,
+            "model_calls": self.model_calls,
+            "cache_hits": self.cache_hits,
+            "skipped": self.skipped,
+            "cancelled": self.cancelled,
+            "gated": self.gated,
+            "hidden": self.hidden,
+            "prewarmed": self.prewarmed,
+            "cancellations": list(self.cancellations),
+            "last": last,
+        }
+
+
+@dataclass
+class _Attempt:
+    """What the model produced for a request, after post-processing (one or two calls)."""
+
+    completion: Completion
+    finished: postprocess.Finished
+    attempts: tuple[int, ...]
+    second_choice: bool
+
+
+class Completer:
+    """Per-server completion state: prompt anchors, the typing cache, and the model worker."""
+
+    def __init__(self, worker: ModelWorker, model_name: str = "", gate: Gatekeeper | None = None):
+        self.worker = worker
+        self.model_name = model_name
+        self.gate = gate
+        self.anchors: dict[str, int] = {}
+        self.cache = TypingCache()
+        self.counters = Counters()
+
+    def forget(self, uri: str) -> None:
+        self.anchors.pop(uri, None)
+        self.cache.forget(uri)
+
+    def _request(
+        self, ctx: cursor_context.CursorContext, settings: CompletionSettings, warm: bool = False
+    ) -> CompletionRequest:
+        return CompletionRequest(
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            max_tokens=settings.max_tokens,
+            time_limit_s=settings.time_limit_ms / 1000,
+            prefix_budget=settings.prefix_tokens,
+            suffix_budget=settings.suffix_tokens,
+            token_healing=settings.token_healing,
+            stop=cursor_context.stop_rule(ctx, settings.max_lines),
+            warm_only=warm,
+            avoid_first=ctx.comment_markers() if ctx.code_expected() else (),
+            indent_first=ctx.indent_char() if ctx.needs_indent() else "",
+        )
+
+    def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:
+        """Evaluate the prompt for `offset` in the background so the next request is warm."""
+        if not settings.enabled or not settings.prewarm or self.worker.state == "failed":
+            return
+        ctx = cursor_context.build(
+            document, offset, settings, self.anchors.get(document.uri), automatic=False
+        )
+        if document.looks_binary():
+            return
+        request = self._request(ctx, settings, warm=True)
+        uri = document.uri
+
+        def warm(engine, cancelled):
+            completion = engine.complete(request, cancelled)
+            self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+            if completion.stop_reason != "cancelled":
+                self.counters.prewarmed += 1
+            return completion
+
+        self.worker.submit(warm, Priority.WARM, key=f"warm:{uri}")
+
+    async def complete(
+        self,
+        document: Document,
+        offset: int,
+        settings: CompletionSettings,
+        automatic: bool = True,
+    ) -> Result:
+        """A suggestion at character `offset` of `document`, or the reason there is none."""
+        started = time.perf_counter()
+        self.counters.requests += 1
+        if not settings.enabled:
+            return Result(None, "completions are turned off (completion.enabled)", uri=document.uri)
+        if self.gate is not None:
+            self.gate.maybe_reload()
+        ctx = cursor_context.build(
+            document, offset, settings, self.anchors.get(document.uri), automatic
+        )
+        latency = {"context": (time.perf_counter() - started) * 1000}
+        base: dict[str, Any] = dict(
+            uri=document.uri, offset=ctx.offset, mode=ctx.mode, model=self.model_name, context=ctx
+        )
+        if ctx.mode == "none":
+            self.counters.skipped += 1
+            latency["total"] = latency["context"]
+            return Result(None, ctx.reason, latency_ms=latency, **base)
+        cached = self._typed_along(ctx, latency, base, started)
+        if cached is not None:
+            return cached
+        verdicts: dict[str, Verdict] = {}
+        gate_data = None
+        if self.gate is not None:
+            gate_data, verdicts["pre"] = self.gate.before(document.text, ctx.offset, ctx, automatic)
+            if not verdicts["pre"].passed:
+                return self._gated(verdicts, latency, base, started)
+        attempt = await self._generate(document, ctx, settings, latency, base, started)
+        if isinstance(attempt, Result):
+            return attempt
+        return self._finish(attempt, gate_data, verdicts, automatic, latency, base, started)
+
+    def _typed_along(
+        self,
+        ctx: cursor_context.CursorContext,
+        latency: dict[str, float],
+        base: dict[str, Any],
+        started: float,
+    ) -> Result | None:
+        """The rest of a shown suggestion the user is typing along, or None."""
+        hit = self.cache.lookup(base["uri"], ctx)
+        if hit is None:
+            return None
+        shown, remaining = hit
+        self.counters.cache_hits += 1
+        latency["total"] = (time.perf_counter() - started) * 1000
+        self.counters.last = Result(
+            remaining,
+            "typed along a shown suggestion",
+            id=shown.id,
+            from_cache=True,
+            latency_ms=latency,
+            engine=shown.engine,
+            verdicts=shown.verdicts,
+            **base,
+        )
+        return self.counters.last
+
+    def _gated(
+        self,
+        verdicts: dict[str, Verdict],
+        latency: dict[str, float],
+        base: dict[str, Any],
+        started: float,
+    ) -> Result:
+        pre = verdicts["pre"]
+        self.counters.gated += 1
+        latency["gate"] = pre.ms
+        latency["total"] = (time.perf_counter() - started) * 1000
+        reason = f"acceptance gate: unlikely to be accepted here ({pre.score:.2f} < "
+        reason += f"{pre.threshold:.2f}), model not called"
+        return Result(None, reason, latency_ms=latency, verdicts=verdicts, **base)
+
+    async def _generate(
+        self,
+        document: Document,
+        ctx: cursor_context.CursorContext,
+        settings: CompletionSettings,
+        latency: dict[str, float],
+        base: dict[str, Any],
+        started: float,
+    ) -> _Attempt | Result:
+        """Ask the model; once more for its runner-up when the best answer only copied the code
+        that is already there (the prompt is cached: that costs only the generation). A Result
+        when there is nothing to post-process (superseded, cancelled, no model)."""
+        uri = document.uri
+        self.worker.cancel_key(f"warm:{uri}")
+        request = self._request(ctx, settings)
+        latency.update(queue=0.0, tokenize=0.0, prompt=0.0, generate=0.0, postprocess=0.0)
+        attempts: list[int] = []
+        for _ in range(2):
+            completion = await self._call(request, uri, latency, base)
+            if isinstance(completion, Result):
+                return completion
+            generated = time.perf_counter()
+            attempts.append(completion.generated_tokens)
+            self.anchors[uri] = ctx.prefix_start + completion.prefix_cut
+            if completion.stop_reason == "cancelled":
+                latency["total"] = (generated - started) * 1000
+                return Result(None, "cancelled", latency_ms=latency, engine=completion, **base)
+            finished = postprocess.finish(
+                ctx,
+                document,
+                completion.text,
+                max_lines=settings.max_lines,
+                min_chars=settings.min_chars,
+                truncated=completion.stop_reason in ("max_tokens", "time", "context"),
+            )
+            latency["postprocess"] += (time.perf_counter() - generated) * 1000
+            if finished.text or not finished.repeated or completion.first_content_token is None:
+                break
+            request = dataclasses.replace(
+                request, banned_first=request.banned_first | {completion.first_content_token}
+            )
+        return _Attempt(completion, finished, tuple(attempts), bool(request.banned_first))
+
+    async def _call(
+        self,
+        request: CompletionRequest,
+        uri: str,
+        latency: dict[str, float],
+        base: dict[str, Any],
+    ) -> Completion | Result:
+        """One model call on the worker (a newer request for the same document cancels it)."""
+        job = self.worker.submit(
+            lambda engine, cancelled, r=request: engine.complete(r, cancelled), key=uri
+        )
+        self.counters.model_calls += 1
+        self._watch(job)
+        try:
+            completion: Completion = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            self.worker.cancel(job)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the client cancelled this request
+            return Result(None, "superseded by a newer request", latency_ms=latency, **base)
+        except ModelUnavailable as error:
+            return Result(None, f"no model: {error}", latency_ms=latency, **base)
+        finished = time.perf_counter()
+        latency["queue"] += ((job.started_at or finished) - job.submitted_at) * 1000
+        latency["tokenize"] += completion.tokenize_ms
+        latency["prompt"] += completion.prompt_ms
+        latency["generate"] += completion.generate_ms
+        return completion
+
+    def _finish(
+        self,
+        attempt: _Attempt,
+        gate_data: GateInput | None,
+        verdicts: dict[str, Verdict],
+        automatic: bool,
+        latency: dict[str, float],
+        base: dict[str, Any],
+        started: float,
+    ) -> Result:
+        """The gate's second verdict on the post-processed text, and the Result."""
+        completion, text, reason = (
+            attempt.completion,
+            attempt.finished.text,
+            attempt.finished.reason,
+        )
+        if text and self.gate is not None and gate_data is not None:
+            _, post = self.gate.after(
+                gate_data,
+                text,
+                completion.token_logprobs,
+                automatic,
+                tokens=completion.generated_tokens or None,
+            )
+            verdicts["post"] = post
+            latency["gate"] = verdicts["pre"].ms + post.ms
+            if not post.passed:
+                self.counters.hidden += 1
+                text = None
+                reason = f"acceptance gate: suggestion hidden ({post.score:.2f} < "
+                reason += f"{post.threshold:.2f})"
+        latency["total"] = (time.perf_counter() - started) * 1000
+        result = Result(
+            text,
+            f"{reason} (second choice)" if attempt.second_choice else reason,
+            id=uuid.uuid4().hex if text else None,
+            latency_ms=latency,
+            engine=completion,
+            attempts=attempt.attempts,
+            verdicts=verdicts,
+            **base,
+        )
+        if text:
+            self.cache.add(base["uri"], base["context"], result)
+        self.counters.last = result
+        return result
+
+    def _watch(self, job: Job) -> None:
+        """Record how quickly a cancelled generation really stopped."""
+
+        def done(future) -> None:
+            if not job.cancel_event.is_set() or future.cancelled() or future.exception():
+                return
+            completion = future.result()
+            self.counters.cancelled += 1
+            if job.started and job.cancelled_at is not None and job.finished_at is not None:
+                self.counters.cancellations.append(
+                    {
+                        "tokens_after_cancel": max(
+                            0, completion.generated_tokens - (job.generated_at_cancel or 0)
+                        ),
+                        "generated_tokens": completion.generated_tokens,
+                        "stop_ms": round((job.finished_at - job.cancelled_at) * 1000, 2),
+                        "stop_reason": completion.stop_reason,
+                    }
+                )
+
+        job.future.add_done_callback(done)

@@ -1,0 +1,126 @@
+"""Turn what the model wrote into what the editor should show, or into nothing.
+
+The peers' users complain most about suggestions that repeat the code below the cursor, that
+close a bracket the line already closes, and that are too small to be worth a glance; this module
+removes those. For multi-line suggestions tree-sitter picks the longest run of whole lines that
+does not add parse errors to the document, so a suggestion cut by the token cap never ends in the
+middle of a statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.code.syntax import count_errors
+from hintwise.lsp_server.completion.context import (
+    CursorContext,
+    bracket_delta,
+    bracket_scan,
+    stop_rule,
+)
+
+
+@dataclass(frozen=True)
+class Finished:
+    text: str | None  # None: show nothing
+    reason: str  # what was done, for --json and the logs
+    repeated: bool = False  # dropped because it copied code already next to the cursor
+
+
+def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
+    """`foo("x"|)` with suggestion `"y")` → `"y"`: the line already has the closing part."""
+    rest = line_suffix.strip()
+    if rest and first_line.rstrip().endswith(rest):
+        return first_line.rstrip()[: -len(rest)]
+    return first_line
+
+
+def _balance_brackets(line_prefix: str, first_line: str) -> str:
+    """Cut a single line where it closes more brackets than the current line has open."""
+    _, underflow = bracket_scan(first_line, max(0, bracket_delta(line_prefix)))
+    return first_line if underflow is None else first_line[:underflow]
+
+
+def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...]) -> int | None:
+    """Index of the suggestion line from which it re-writes the code that follows the cursor.
+
+    A run counts when it holds real code (a lone `}` matches too much to mean anything) and
+    either reaches the end of the suggestion or spans at least two lines.
+    """
+    following = [line.strip() for line in next_lines if line.strip()]
+    if not following:
+        return None
+    whole = [(line_prefix + lines[0]).strip(), *(line.strip() for line in lines[1:])]
+    for start in range(len(whole)):
+        matched = 0
+        while (
+            start + matched < len(whole)
+            and matched < len(following)
+            and whole[start + matched] == following[matched]
+        ):
+            matched += 1
+        if not matched:
+            continue
+        run = "".join(whole[start : start + matched])
+        reaches_end = start + matched == len(whole)
+        if any(ch.isalnum() for ch in run) and (reaches_end or matched >= 2):
+            return start
+    return None
+
+
+def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
+    """The longest leading run of lines that adds no parse error to the document."""
+    tree = document.syntax.tree
+    if tree is None or len(lines) <= 1:
+        return lines
+    baseline = count_errors(tree.root_node)
+    text = document.text
+    for count in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:count])
+        variant = document.syntax.parse_variant(text[:offset] + candidate + text[offset:])
+        if variant is None or count_errors(variant.root_node) <= baseline:
+            return lines[:count]
+    return lines[:1]
+
+
+def finish(
+    context: CursorContext,
+    document: Document,
+    raw: str,
+    *,
+    max_lines: int,
+    min_chars: int,
+    truncated: bool = False,
+) -> Finished:
+    """Clean the raw model text for display at the cursor described by `context`."""
+    if not raw.strip():
+        return Finished(None, "empty suggestion")
+    cut = stop_rule(context, max_lines)(raw)
+    text = raw[:cut] if cut is not None else raw
+    if context.mode == "multi":
+        lines = text.rstrip().split("\n")
+        # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
+        if truncated and len(lines) > 1 and cut is None:
+            lines = lines[:-1]
+        repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
+        if repeat == 0:
+            return Finished(None, "repeats the code below the cursor", repeated=True)
+        if repeat is not None:
+            lines = lines[:repeat]
+        lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
+        lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
+        while lines and not lines[-1].strip():
+            lines.pop()
+        text = "\n".join(lines)
+    else:
+        text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
+        text = _balance_brackets(context.line_prefix, text)
+        if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
+            return Finished(None, "repeats the next line", repeated=True)
+    first_line = (context.line_prefix + text.split("\n", 1)[0]).strip()
+    if not context.line_prefix.strip() and first_line == context.previous_line.strip():
+        return Finished(None, "repeats the previous line", repeated=True)
+    if len(text.strip()) < min_chars:
+        return Finished(None, f"fewer than {min_chars} characters")
+    return Finished(text, "ok")

@@ -1,0 +1,86 @@
+"""Review comments and explanations, and what the user did with them, as store rows.
+
+Applied fixes and helpful ratings count as accepted, dismissals and unhelpful ratings as
+rejected, so comments and explanations land in the DPO/KTO exports with their exact prompt, as
+completions do.
+"""
+
+from __future__ import annotations
+
+from hintwise.lsp_server.explain.answer import Explanation
+from hintwise.lsp_server.explain.question import Question
+from hintwise.lsp_server.feedback.tracker import Record
+from hintwise.lsp_server.review.reviewer import UnitReview
+from hintwise.telemetry import Event, Suggestion
+
+
+class InsightLog:
+    """Writes review and explanation events through `record` (FeedbackStore.record)."""
+
+    def __init__(self, record: Record):
+        self.record = record
+
+    def comments_shown(self, uri: str, language: str, model: str | None, review: UnitReview):
+        """The comments a unit's review published."""
+        for comment in review.comments:
+            self.record(
+                Suggestion(
+                    id=comment.id,
+                    kind="review",
+                    language=language,
+                    file=uri,
+                    model=model,
+                    prompt=review.prompt,
+                    text=comment.message,
+                    line=comment.line,
+                    end_line=comment.end_line,
+                    severity=comment.severity,
+                    category="review",
+                    latency={"review": review.latency_ms},
+                    detail={"unit": review.unit.key, "replacement": comment.replacement},
+                )
+            )
+            self.record(Event(suggestion_id=comment.id, kind="shown"))
+
+    def explanation_shown(self, result: Explanation, question: Question, model: str | None):
+        self.record(
+            Suggestion(
+                id=result.id,
+                kind="explanation",
+                language=question.language,
+                file=question.uri,
+                model=model,
+                prompt=result.prompt,
+                text=result.markdown,
+                line=question.line,
+                category=(question.message.split(":", 1)[0] or "error")[:60],
+                latency={"explain": result.latency_ms},
+                detail={"culprit": result.culprit, "facts": result.facts, "fix": result.fix},
+            )
+        )
+        self.record(Event(suggestion_id=result.id, kind="shown"))
+
+    def dismissed(self, comment_id: str) -> None:
+        self.record(Event(suggestion_id=comment_id, kind="dismissed"))
+        self.record(Event(suggestion_id=comment_id, kind="rejected", reason="explicit"))
+
+    def applied(self, fix_id: str) -> None:
+        """A comment's or an explanation's fix, applied by the editor."""
+        self.record(Event(suggestion_id=fix_id, kind="applied"))
+        self.record(Event(suggestion_id=fix_id, kind="accepted"))
+
+    def rated(self, explanation_id: str, helpful: bool) -> None:
+        self.record(Event(suggestion_id=explanation_id, kind="rated", value=float(helpful)))
+        self.record(
+            Event(suggestion_id=explanation_id, kind="accepted")
+            if helpful
+            else Event(suggestion_id=explanation_id, kind="rejected", reason="explicit")
+        )
+
+    def expanded(self, comment_id: str) -> None:
+        """The user asked to "Explain in detail" a review comment."""
+        self.record(Event(suggestion_id=comment_id, kind="expanded"))
+
+    def hovered(self, explanation_id: str) -> None:
+        """The explanation was read again by hovering its line."""
+        self.record(Event(suggestion_id=explanation_id, kind="seen"))
