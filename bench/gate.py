@@ -189,7 +189,7 @@ def transfer(limit: int) -> dict:
     from hintwise.lsp_server.documents import Document
     from hintwise.lsp_server.engine_setup import model_path
     from hintwise.lsp_server.gate import Gatekeeper
-    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.llama.engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 
     holes = fim_quality.load(limit)

@@ -19,7 +19,7 @@ def _overrides(model: str | None, extra: dict | None = None, url: str | None = N
     if url:
         values.update({"engine.kind": "http", "engine.url": url})
     if model:
-        from hintwise.models.bundled import is_bundled_name
+        from hintwise.models.files.bundled import is_bundled_name
 
         values["model.name" if is_bundled_name(model) else "model.path"] = model
         if is_bundled_name(model):

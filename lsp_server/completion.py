@@ -20,7 +20,8 @@ from hintwise.lsp_server.config import CompletionSettings
 from hintwise.lsp_server.documents import Document
 from hintwise.lsp_server.gate import Gatekeeper, Verdict
 from hintwise.models.engine import Completion, CompletionRequest
-from hintwise.models.worker import Job, ModelUnavailable, ModelWorker, Priority
+from hintwise.models.errors import ModelUnavailable
+from hintwise.models.worker import Job, ModelWorker, Priority
 
 # Open documents keep this many recent suggestions for typing along them.
 CACHE_PER_DOCUMENT = 8

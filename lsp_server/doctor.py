@@ -11,8 +11,9 @@ from pathlib import Path
 
 from hintwise.lsp_server import config
 from hintwise.lsp_server.syntax import installed_grammars
-from hintwise.models import bundled
-from hintwise.models.gguf import GGUFError, read_header
+from hintwise.models.errors import GGUFError
+from hintwise.models.files import bundled
+from hintwise.models.files.gguf import read_header
 
 PACKAGES = ("hintwise", "llama-cpp-python", "pygls", "lsprotocol", "tree-sitter", "lightgbm")
 
@@ -81,7 +82,7 @@ def check_server(settings: config.Settings, choice, measure: bool) -> dict:
     """Reach an inference server: what it is, whether the key and TLS work, how fast it is."""
     from hintwise.lsp_server.engine_setup import load_choice
     from hintwise.models.engine import CompletionRequest
-    from hintwise.models.http_engine import EngineUnavailable
+    from hintwise.models.errors import EngineUnavailable
 
     try:
         engine = load_choice(settings, choice)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hintwise.lsp_server.config import Settings
-from hintwise.models import bundled
+from hintwise.models.errors import EngineUnavailable, ModelLoadError
+from hintwise.models.files import bundled
 from hintwise.models.engine import Engine
-from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
-from hintwise.models.llama_engine import LlamaEngine, ModelLoadError
+from hintwise.models.http.engine import HttpEngine
+from hintwise.models.http.options import HttpOptions
+from hintwise.models.llama.engine import LlamaEngine
 from hintwise.models.worker import ModelWorker, Priority
 
 FEATURES = ("completion", "explain", "review")

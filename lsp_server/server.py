@@ -215,7 +215,7 @@ class HintwiseServer(LanguageServer):
         worker. Raises ModelUnavailable when no model was started."""
         worker = self.feature_workers.get(feature, self.worker)
         if worker is None:
-            from hintwise.models.worker import ModelUnavailable
+            from hintwise.models.errors import ModelUnavailable
 
             raise ModelUnavailable("the model has not been started")
         return worker

@@ -8,7 +8,7 @@ import pytest
 from hintwise.lsp_server.completion import Completer
 from hintwise.lsp_server.config import CompletionSettings
 from hintwise.lsp_server.documents import Document
-from hintwise.models.llama_engine import LlamaEngine
+from hintwise.models.llama.engine import LlamaEngine
 from hintwise.models.worker import ModelWorker
 
 pytestmark = pytest.mark.model
