@@ -28,7 +28,7 @@ from hintwise.lsp_server.review import (
     numbered,
 )
 from hintwise.lsp_server.syntax import language_for_path
-from hintwise.models.engine import Engine, GenerationRequest
+from hintwise.models.engine import Engine, GenerationRequest, TokenScorer
 
 MAX_FUNCTION_LINES = 80
 
@@ -301,10 +301,9 @@ SUSPECTS = 3
 def _suspects(engine: Engine, question: Question, cancelled: Callable[[], bool]) -> list:
     """Lines of the shown code holding the tokens the model least expected (engines that score
     tokens only): the culprit is chosen among them, and they are listed as facts."""
-    score = getattr(engine, "score", None)
-    if score is None:
+    if not isinstance(engine, TokenScorer):
         return []
-    scores = score(f"# {question.language}\n", question.code, cancelled)
+    scores = engine.score(f"# {question.language}\n", question.code, cancelled)
     if not scores:
         return []
     unit = Unit(

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from tree_sitter import Node, Parser
 
 from hintwise.lsp_server.syntax import MAX_PARSE_BYTES, count_errors, grammar
-from hintwise.models.engine import Engine, GenerationRequest
+from hintwise.models.engine import Engine, GenerationRequest, TokenScorer
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
@@ -543,9 +543,8 @@ def review_unit(
     scoring get the plain schema-constrained review.
     """
     found: list[Candidate] | None = None
-    score = getattr(engine, "score", None)
-    if score is not None:
-        scores = score(f"# {language}\n", unit.text, cancelled)
+    if isinstance(engine, TokenScorer):
+        scores = engine.score(f"# {language}\n", unit.text, cancelled)
         if cancelled():
             return None
         if scores is not None:

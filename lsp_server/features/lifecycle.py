@@ -8,6 +8,7 @@ import logging
 from lsprotocol import types
 
 from hintwise.lsp_server.server import HintwiseServer
+from hintwise.models.engine import HealthReporter
 
 log = logging.getLogger("hintwise")
 
@@ -60,7 +61,7 @@ def engines(server: HintwiseServer) -> dict:
         worker = server.feature_workers.get(feature, server.worker)
         engine = worker.engine if worker is not None else None
         entry = {"engine": choice_for(server.settings, feature).label()}
-        if engine is not None and hasattr(engine, "status"):
+        if isinstance(engine, HealthReporter):
             entry.update(engine.status())
         result[feature] = entry
     return result
@@ -79,7 +80,7 @@ def status(server: HintwiseServer, with_prompt: bool = False) -> dict:
         "state": server.model_state,
         "error": server.model_error,
         "fim": engine.info.fim_family if engine is not None else None,
-        "prepared": bool(engine is not None and getattr(engine, "prepared", False)),
+        "prepared": bool(engine is not None and engine.prepared),
         "engines": engines(server),
         "documents": len(server.documents),
         "suggestions": server.feedback.counts() if server.feedback is not None else {},
