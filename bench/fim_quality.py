@@ -154,7 +154,7 @@ def paired_difference(a: list[bool], b: list[bool], rounds: int = 2000) -> dict:
 def run_naive(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> list[dict]:
     from llama_cpp import Llama
 
-    from hintwise.models.llama_engine import avoid_amx_crash
+    from hintwise.models.llama.loading import avoid_amx_crash
 
     avoid_amx_crash()  # the same llama.cpp settings as the server's (see the function)
     llm = Llama(str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False)
@@ -178,7 +178,7 @@ def run_pipeline(
     from hintwise.lsp_server.code.documents import Document
     from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.llama.engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 
     settings = CompletionSettings(time_limit_ms=20000, token_healing=healing, prewarm=False)

@@ -189,7 +189,7 @@ def transfer(limit: int) -> dict:
     from hintwise.lsp_server.config import CompletionSettings, GateSettings, Settings
     from hintwise.lsp_server.engines.choice import model_path
     from hintwise.lsp_server.gate.keeper import Gatekeeper
-    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.llama.engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 
     holes = fim_quality.load(limit)

@@ -60,7 +60,7 @@ SOURCES = [
     ROOT / "lsp_server" / "context.py",
     ROOT / "lsp_server" / "postprocess.py",
     ROOT / "models" / "prompt.py",
-    ROOT / "models" / "llama_engine.py",
+    ROOT / "models" / "llama" / "completion.py",
 ]
 TYPED_CHARACTERS = 4
 
@@ -213,7 +213,7 @@ class RawLlama:
     def __init__(self, path: str, threads: int):
         from llama_cpp import Llama
 
-        from hintwise.models.llama_engine import avoid_amx_crash
+        from hintwise.models.llama.loading import avoid_amx_crash
 
         avoid_amx_crash()  # the same llama.cpp settings as the server's (see the function)
         self.llm = Llama(
@@ -460,7 +460,8 @@ def _remote_cancellation(server, rounds: int = 6) -> dict:
     from inference_server import tokens_generated
 
     from hintwise.models.engine import CompletionRequest
-    from hintwise.models.http_engine import HttpEngine, HttpOptions
+    from hintwise.models.http.engine import HttpEngine
+    from hintwise.models.http.options import HttpOptions
 
     engine = HttpEngine(HttpOptions(url=server.url, logprobs="off"))
     prompt = "import os\nimport sys\n\n\ndef main():\n"
@@ -505,7 +506,7 @@ async def main() -> None:
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.config import from_environment
     from hintwise.lsp_server.engines.choice import model_path
-    from hintwise.models.llama_engine import default_threads
+    from hintwise.models.llama.loading import default_threads
 
     env = dict(os.environ)
     if args.model:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from hintwise.lsp_server.config import Settings, from_environment  # noqa: E402
 from hintwise.lsp_server.engines.choice import model_path  # noqa: E402
-from hintwise.models.llama_engine import LlamaEngine  # noqa: E402
+from hintwise.models.llama.engine import LlamaEngine  # noqa: E402
 
 
 def spin(stop_at: float) -> None:

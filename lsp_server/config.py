@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import platformdirs
 
-from hintwise.models.bundled import DEFAULT_MODEL
+from hintwise.models.files.bundled import DEFAULT_MODEL
 
 # A gate threshold: "auto" (the gate model's own) or a probability from 0 to 1.
 Threshold = str | float
@@ -328,7 +328,7 @@ def from_environment(settings: Settings | None = None) -> Settings:
     values: dict[str, Any] = {}
     model = os.environ.get("HINTWISE_MODEL", "").strip()
     if model:
-        from hintwise.models.bundled import is_bundled_name
+        from hintwise.models.files.bundled import is_bundled_name
 
         values["model.name" if is_bundled_name(model) else "model.path"] = model
     data_dir = os.environ.get("HINTWISE_DATA_DIR", "").strip()

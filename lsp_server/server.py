@@ -216,7 +216,7 @@ class HintwiseServer(LanguageServer):
             "state": self.engines.state,
             "error": self.engines.error,
             "fim": engine.info.fim_family if engine is not None else None,
-            "prepared": bool(engine is not None and getattr(engine, "prepared", False)),  # MERGE
+            "prepared": engine is not None and engine.prepared,
             "engines": self.engines.describe(),
             "documents": len(self.documents),
             "suggestions": self.feedback.completions.counts(),

@@ -4,13 +4,17 @@ An engine turns the text around a cursor into a continuation with per-token log-
 (the acceptance gate's strongest feature). It runs on one worker thread and checks `cancelled()`
 between prompt chunks and between tokens, which is what makes a stale request stop using the CPU
 rather than merely have its reply dropped.
+
+`Engine` is what every engine does. What only some engines can do is a capability of its own,
+checked with `isinstance`: `TokenScorer` (per-token log-probs of given text, the local engine),
+`HealthReporter` (a server's health, the HTTP engine), `SpeedMeter` (`hintwise doctor`'s speed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 StopReason = Literal["stop", "eos", "max_tokens", "time", "cancelled", "context", "warm"]
 
@@ -129,7 +133,15 @@ class ModelInfo:
 
 
 class Engine(Protocol):
+    """What the worker and the features call on any engine (local or remote)."""
+
     info: ModelInfo
+    # Tokens generated so far by the running request; the worker reads it when it cancels one.
+    live_generated: int
+
+    @property
+    def prepared(self) -> bool:
+        """True once `prepare` has finished (requests are served before, only less well)."""
 
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion: ...
 
@@ -142,3 +154,33 @@ class Engine(Protocol):
         `cancelled()` says so and continues on the next call. True when finished."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TokenScorer(Protocol):
+    """An engine that can say how likely it finds each token of a given text."""
+
+    def score(
+        self, prefix: str, text: str, cancelled: Callable[[], bool]
+    ) -> list[TokenScore] | None:
+        """Each token of `text` after `prefix` with its log-prob and the model's own first
+        choice there; None when cancelled (or when the text does not fit)."""
+
+
+@runtime_checkable
+class HealthReporter(Protocol):
+    """An engine whose model is elsewhere (a server) and can be up, down, slow or refusing."""
+
+    def status(self) -> dict:
+        """Health and what is known about the server, without asking it."""
+
+    def check(self) -> dict:
+        """Reach the server now: its facts, or a "problem" entry saying what is wrong."""
+
+
+@runtime_checkable
+class SpeedMeter(Protocol):
+    """An engine that can measure its own prompt and decode throughput."""
+
+    def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
+        """Tokens per second, by name (e.g. "prompt_tokens_per_s", "decode_tokens_per_s")."""

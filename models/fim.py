@@ -98,11 +98,13 @@ class FimTokens:
 def detect(vocabulary: dict[str, int]) -> FimTokens | None:
     """Pick the FIM format whose markers the vocabulary (token text → id) holds, if any."""
     for fmt in FORMATS:
-        ids = [vocabulary.get(text) for text in (fmt.prefix, fmt.suffix, fmt.middle)]
-        if None in ids:
+        prefix, suffix, middle = (
+            vocabulary.get(text) for text in (fmt.prefix, fmt.suffix, fmt.middle)
+        )
+        if prefix is None or suffix is None or middle is None:
             continue
         stops = frozenset(vocabulary[text] for text in fmt.stop if text in vocabulary)
-        return FimTokens(fmt, ids[0], ids[1], ids[2], stops)
+        return FimTokens(fmt, prefix, suffix, middle, stops)
     return None
 
 

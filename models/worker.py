@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from hintwise.models.engine import Engine
+from hintwise.models.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ class Priority(IntEnum):
     INTERACTIVE = 0
     WARM = 1
     BACKGROUND = 2
-
-
-class ModelUnavailable(RuntimeError):
-    """No model is loaded (missing, corrupt, or still failing); the message says why."""
 
 
 JobFunction = Callable[[Engine, Callable[[], bool]], Any]
@@ -116,7 +113,7 @@ class ModelWorker:
         job.cancel_event.set()
         job.cancelled_at = time.perf_counter()
         if job.started and self.engine is not None:
-            job.generated_at_cancel = getattr(self.engine, "live_generated", None)
+            job.generated_at_cancel = self.engine.live_generated
         elif not job.started:
             job.future.cancel()
 

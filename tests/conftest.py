@@ -62,7 +62,7 @@ def clock_env(server_env: dict[str, str], gemma_path: Path, tmp_path: Path) -> d
 @pytest.fixture(scope="session")
 def gemma_engine(gemma_path: Path):
     """One loaded engine for the tests that call the model directly."""
-    from hintwise.models.llama_engine import LlamaEngine
+    from hintwise.models.llama.engine import LlamaEngine
 
     engine = LlamaEngine(gemma_path, name="gemma3-270m")
     engine.prepare()

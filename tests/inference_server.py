@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 
 # `python -m llama_cpp.server`, with hintwise's guard against llama.cpp's AMX crash (see
-# hintwise.models.llama_engine.avoid_amx_crash) applied first: on a CPU with AMX the server
+# hintwise.models.llama.loading.avoid_amx_crash) applied first: on a CPU with AMX the server
 # would otherwise die at its first request.
 SERVER_MAIN = (
-    "from hintwise.models.llama_engine import avoid_amx_crash; avoid_amx_crash(); "
+    "from hintwise.models.llama.loading import avoid_amx_crash; avoid_amx_crash(); "
     "import runpy; runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
 )
 

@@ -8,7 +8,7 @@ import pytest
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.config import CompletionSettings
-from hintwise.models.llama_engine import LlamaEngine
+from hintwise.models.llama.engine import LlamaEngine
 from hintwise.models.worker import ModelWorker
 
 pytestmark = pytest.mark.model

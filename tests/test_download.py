@@ -18,7 +18,8 @@ import pytest
 from conftest import ROOT, hintwise_command
 from gguf_files import write_vocab_gguf
 
-from hintwise.models.download import DownloadError, Source, pull, resolve
+from hintwise.models.errors import DownloadError
+from hintwise.models.files.download import Source, pull, resolve
 
 QWEN_TOKENS = ["a", "b", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>"]
 

@@ -13,8 +13,8 @@ from hintwise.lsp_server import config
 from hintwise.lsp_server.engines.choice import EngineChoice, choice_for
 from hintwise.lsp_server.server import HintwiseServer
 from hintwise.models.engine import GenerationRequest
-from hintwise.models.http_engine import HttpEngine
-from hintwise.models.llama_engine import LlamaEngine
+from hintwise.models.http.engine import HttpEngine
+from hintwise.models.llama.engine import LlamaEngine
 from hintwise.models.worker import Priority
 
 

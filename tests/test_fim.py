@@ -7,7 +7,7 @@ import pytest
 from gguf_files import write_vocab_gguf
 
 from hintwise.models import fim
-from hintwise.models.gguf import read_header
+from hintwise.models.files.gguf import read_header
 
 CONTROL = gguf.TokenType.CONTROL
 BASE = ["<unk>", "<s>", "</s>", "def", " f", "(", "):", "\n", "    ", "return", " x", "pass"]

@@ -28,6 +28,7 @@ from hintwise.lsp_server.gate.inputs import (
 )
 from hintwise.lsp_server.gate.keeper import Gatekeeper
 from hintwise.lsp_server.gate.training import cups_data, train_default
+from hintwise.models.errors import GateModelError
 from hintwise.models.gate import model as gate_model
 from hintwise.models.gate import train
 from hintwise.models.gate.features import (
@@ -169,7 +170,7 @@ def test_a_broken_gate_falls_back_to_the_shipped_default(tmp_path):
     meta = json.loads((personal / "gate.json").read_text())
     shutil.copy(gate_model.DEFAULT_DIR / "post.txt", personal / "post.txt")
     (personal / "gate.json").write_text(json.dumps({**meta, "feature_version": 999}))
-    with pytest.raises(gate_model.GateModelError, match="feature version 999"):
+    with pytest.raises(GateModelError, match="feature version 999"):
         gate_model.load(personal)
 
 

@@ -7,7 +7,8 @@ import struct
 import pytest
 from gguf_files import write_vocab_gguf
 
-from hintwise.models.gguf import GGUFError, read_header
+from hintwise.models.errors import GGUFError
+from hintwise.models.files.gguf import read_header
 
 
 def test_reads_the_bundled_gemma_header(gemma_path):

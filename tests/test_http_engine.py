@@ -13,7 +13,9 @@ from inference_server import LlamaCppServer, free_port, tokens_generated
 from hintwise.lsp_server import config
 from hintwise.lsp_server.engines.choice import choice_for, load_choice
 from hintwise.models.engine import CompletionRequest, GenerationRequest
-from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
+from hintwise.models.errors import EngineUnavailable
+from hintwise.models.http.engine import HttpEngine
+from hintwise.models.http.options import HttpOptions
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
@@ -272,11 +274,11 @@ def test_llama_server_infill_events_give_text_and_log_probs():
     """The two shapes of llama-server's /infill stream: `logprob` per token (current) and the
     probabilities of the top candidates (older servers)."""
     from hintwise.models.engine import Completion
-    from hintwise.models.http_engine import _Stream
+    from hintwise.models.http.streams import CompletionStream
 
     engine = HttpEngine.__new__(HttpEngine)
     request = CompletionRequest(prefix="x", max_tokens=8, stop=first_line)
-    state = _Stream(request, Completion(text=""), engine)
+    state = CompletionStream(request, Completion(text=""), engine)
     assert not state.on_event({"content": " a", "completion_probabilities": [{"logprob": -0.5}]})
     old = {
         "content": " +",

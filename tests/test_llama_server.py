@@ -16,7 +16,8 @@ import pytest
 from inference_server import LlamaServer
 
 from hintwise.models.engine import CompletionRequest, GenerationRequest
-from hintwise.models.http_engine import HttpEngine, HttpOptions
+from hintwise.models.http.engine import HttpEngine
+from hintwise.models.http.options import HttpOptions
 
 BINARY = os.environ.get("HINTWISE_LLAMA_SERVER") or shutil.which("llama-server")
 pytestmark = [

@@ -16,6 +16,8 @@ from hintwise.models.worker import ModelWorker, Priority
 
 class Engine:
     info = None
+    live_generated = 0  # the worker reads it when it cancels a running job (models.engine.Engine)
+    prepared = True
 
     def prepare(self, cancelled=lambda: False) -> bool:
         return True

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from hintwise.models.worker import ModelUnavailable, ModelWorker, Priority
+from hintwise.models.errors import ModelUnavailable
+from hintwise.models.worker import ModelWorker, Priority
 
 
 class CountingEngine:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hintwise.lsp_server import config
-from hintwise.models.bundled import is_bundled_name
+from hintwise.models.files.bundled import is_bundled_name
 
 
 def overrides(model: str | None, extra: dict | None = None, url: str | None = None) -> dict:

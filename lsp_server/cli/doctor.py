@@ -25,11 +25,11 @@ from hintwise.lsp_server.engines.choice import (
     model_path,
 )
 from hintwise.lsp_server.gate.keeper import Gatekeeper
-from hintwise.models import bundled
-from hintwise.models.engine import CompletionRequest
+from hintwise.models.engine import CompletionRequest, HealthReporter
+from hintwise.models.errors import EngineUnavailable, GGUFError, ModelNotFound
+from hintwise.models.files import bundled
+from hintwise.models.files.gguf import read_header
 from hintwise.models.fim import marker_texts
-from hintwise.models.gguf import GGUFError, read_header
-from hintwise.models.http_engine import EngineUnavailable
 
 
 @click.command()
@@ -112,7 +112,7 @@ def check_server(settings: config.Settings, choice: EngineChoice, measure: bool)
     except EngineUnavailable as error:
         return {"url": choice.url, "problem": str(error)}
     try:
-        found = engine.check()
+        found = engine.check() if isinstance(engine, HealthReporter) else {"url": choice.url}
         if "problem" in found or not measure:
             return found
         request = CompletionRequest(
@@ -141,7 +141,7 @@ def _check_local_model(
     messages: list[str] = []
     try:
         path = model_path(settings, messages.append)
-    except bundled.ModelNotFound as error:
+    except ModelNotFound as error:
         problems.append(str(error))
         return
     model: dict = {"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 1)}

@@ -20,6 +20,7 @@ from hintwise.lsp_server.gate.training import (
     train_default,
     train_personal,
 )
+from hintwise.models.errors import GateModelError
 from hintwise.models.gate import model as gate_model
 from hintwise.models.gate.features import STAGES
 from hintwise.models.gate.plot import evaluation_chart
@@ -53,7 +54,7 @@ def _active(settings: config.Settings, model_dir: Path | None) -> gate_model.Gat
             model_dir = model_dir.parent
         try:
             return gate_model.load(model_dir)
-        except gate_model.GateModelError as error:
+        except GateModelError as error:
             raise click.ClickException(str(error)) from None
     messages: list[str] = []
     keeper = Gatekeeper(settings.gate, settings.data_path, now=lambda: 0.0, tell=messages.append)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from hintwise.lsp_server import config
+from hintwise.models.errors import ModelNotFound
 
 
 def _models_dir() -> Path:
@@ -23,7 +24,7 @@ def _models_dir() -> Path:
 def _bundled_path(name: str, directory: Path) -> Path | None:
     """Where a bundled model's GGUF is, without preparing it (gemma3-270m is assembled on first
     use; until then there is no file to describe)."""
-    from hintwise.models import bundled
+    from hintwise.models.files import bundled
 
     if name == "gemma3-270m":
         try:
@@ -34,7 +35,7 @@ def _bundled_path(name: str, directory: Path) -> Path | None:
         return target if target.exists() else None
     try:
         return bundled.resolve(name, directory)
-    except bundled.ModelNotFound:
+    except ModelNotFound:
         return None
 
 
@@ -48,8 +49,8 @@ def models() -> None:
 def list_models(as_json: bool) -> None:
     """Bundled models and the GGUF files in the models folder: family, size, quantization, FIM
     support, context length and chat template of each."""
-    from hintwise.models.bundled import BUNDLED, available
-    from hintwise.models.model_card import describe
+    from hintwise.models.files.bundled import BUNDLED, available
+    from hintwise.models.files.card import describe
 
     installed = available()
     directory = _models_dir()
@@ -72,7 +73,7 @@ def list_models(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    from hintwise.models.model_card import ModelCard
+    from hintwise.models.files.card import ModelCard
 
     click.echo("Bundled (hintwise --model NAME):")
     for entry in report["bundled"]:
@@ -109,7 +110,8 @@ def pull_model(source: str, sha256: str | None, name: str | None) -> None:
 def _download(source: str, sha256: str | None, name: str | None) -> Path:
     """Download into the models folder with a progress bar; a hub file is checked against the
     sha256 the hub publishes when no --sha256 is given."""
-    from hintwise.models.download import DownloadError, Source, published_sha256, pull, resolve
+    from hintwise.models.errors import DownloadError
+    from hintwise.models.files.download import Source, published_sha256, pull, resolve
 
     try:
         resolved = resolve(source)
@@ -137,7 +139,7 @@ def _download(source: str, sha256: str | None, name: str | None) -> Path:
 
 
 def _saved(path: Path) -> None:
-    from hintwise.models.model_card import describe
+    from hintwise.models.files.card import describe
 
     card = describe(path)
     fim_note = (
@@ -163,7 +165,8 @@ def add_model(source: str, sha256: str | None, name: str | None, copy: bool) -> 
     (only on this command) with a progress bar and checked against the sha256 the hub
     publishes.
     """
-    from hintwise.models.llama_engine import ModelLoadError, check_loadable
+    from hintwise.models.errors import ModelLoadError
+    from hintwise.models.llama.loading import check_loadable
 
     local = Path(source).expanduser()
     if "://" in source or source.startswith("hf:"):

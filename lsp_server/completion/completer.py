@@ -23,8 +23,9 @@ from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings
 from hintwise.lsp_server.gate.keeper import Gatekeeper, Verdict
 from hintwise.models.engine import Completion, CompletionRequest
+from hintwise.models.errors import ModelUnavailable
 from hintwise.models.gate.features import GateInput
-from hintwise.models.worker import Job, ModelUnavailable, ModelWorker, Priority
+from hintwise.models.worker import Job, ModelWorker, Priority
 
 
 @dataclass

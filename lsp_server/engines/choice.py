@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hintwise.lsp_server.config import Settings
-from hintwise.models import bundled
 from hintwise.models.engine import Engine
-from hintwise.models.http_engine import EngineUnavailable, HttpEngine, HttpOptions
-from hintwise.models.llama_engine import LlamaEngine, ModelLoadError
+from hintwise.models.errors import EngineUnavailable, ModelLoadError, ModelNotFound
+from hintwise.models.files import bundled
+from hintwise.models.http.engine import HttpEngine
+from hintwise.models.http.options import HttpOptions
+from hintwise.models.llama.engine import LlamaEngine
 
 FEATURES = ("completion", "explain", "review")
 StatusCallback = Callable[[str, str], None]
@@ -99,7 +101,7 @@ def model_path(settings: Settings, notify: Callable[[str], None] = lambda _: Non
         if not path.exists() and path.name == settings.model.path and pulled.exists():
             path = pulled  # a bare file name: one `hintwise models pull` saved
         if not path.exists():
-            raise bundled.ModelNotFound(
+            raise ModelNotFound(
                 f"model.path points at {path}, which does not exist. Set model.path (or "
                 "HINTWISE_MODEL) to a .gguf file, or clear it to use the bundled model."
             )

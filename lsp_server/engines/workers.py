@@ -20,8 +20,9 @@ from hintwise.lsp_server.engines.choice import (
     choice_for,
     load_choice,
 )
-from hintwise.models.engine import Engine
-from hintwise.models.worker import ModelUnavailable, ModelWorker, Priority
+from hintwise.models.engine import Engine, HealthReporter
+from hintwise.models.errors import ModelUnavailable
+from hintwise.models.worker import ModelWorker, Priority
 
 Say = Callable[[str], None]
 
@@ -190,9 +191,7 @@ class EnginePool:
         for feature in FEATURES:
             engine = self.worker_for(feature).engine
             entry = {"engine": choice_for(self.settings, feature).label()}
-            if engine is not None and callable(
-                getattr(engine, "status", None)
-            ):  # MERGE: HealthReporter
+            if isinstance(engine, HealthReporter):
                 entry.update(engine.status())
             result[feature] = entry
         return result

@@ -14,7 +14,7 @@ from hintwise.lsp_server.code.edits import replace_line
 from hintwise.lsp_server.code.surprise import Candidate, candidates
 from hintwise.lsp_server.code.units import Unit, numbered
 from hintwise.lsp_server.explain.question import Question
-from hintwise.models.engine import Engine, GenerationRequest
+from hintwise.models.engine import Engine, GenerationRequest, TokenScorer
 
 
 def explain_schema(question: Question) -> dict:
@@ -161,7 +161,7 @@ SUSPECTS = 3
 def _suspects(engine: Engine, question: Question, cancelled: Callable[[], bool]) -> list[Candidate]:
     """Lines of the shown code holding the tokens the model least expected (engines that score
     tokens only): the culprit is chosen among them, and they are listed as facts."""
-    if not callable(getattr(engine, "score", None)):  # MERGE: isinstance(engine, TokenScorer)
+    if not isinstance(engine, TokenScorer):
         return []
     scores = engine.score(f"# {question.language}\n", question.code, cancelled)
     if not scores:

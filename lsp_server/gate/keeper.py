@@ -19,6 +19,7 @@ from pathlib import Path
 from hintwise.lsp_server.config import GateSettings
 from hintwise.lsp_server.gate.inputs import CursorFacts, request_input, with_suggestion
 from hintwise.lsp_server.gate.session import Session
+from hintwise.models.errors import GateModelError
 from hintwise.models.gate import model as gate_model
 from hintwise.models.gate.features import (
     FEATURE_VERSION,
@@ -98,7 +99,7 @@ class Gatekeeper:
             self.problem = None
             log.info("acceptance gate: %s", directory)
             return
-        except gate_model.GateModelError as error:
+        except GateModelError as error:
             self.problem = str(error)
         self.tell(
             f"hintwise: the acceptance gate in {directory} cannot be used ({self.problem}); "
@@ -106,7 +107,7 @@ class Gatekeeper:
         )
         try:
             self.model = gate_model.load(gate_model.DEFAULT_DIR)
-        except gate_model.GateModelError as error:  # a broken installation
+        except GateModelError as error:  # a broken installation
             self.model = None
             self.tell(f"hintwise: no acceptance gate: {error}")
 

@@ -17,7 +17,7 @@ from hintwise.lsp_server.review.comments import (
     parse_comments,
 )
 from hintwise.lsp_server.review.question import grounded_request, review_request
-from hintwise.models.engine import Engine
+from hintwise.models.engine import Engine, TokenScorer
 
 
 @dataclass
@@ -50,7 +50,11 @@ def review_unit(
     message when it survives the filters, else what the model expected there). Engines without
     scoring get the plain schema-constrained review.
     """
-    scores = engine.score(f"# {language}\n", unit.text, cancelled) if _scores(engine) else None
+    scores = (
+        engine.score(f"# {language}\n", unit.text, cancelled)
+        if isinstance(engine, TokenScorer)
+        else None
+    )
     if cancelled():
         return None
     found = candidates(unit, scores, max_per_unit, language=language) if scores else None
@@ -85,11 +89,6 @@ def review_unit(
         generation.stop_reason,
         generation.prompt_ms + generation.generate_ms,
     )
-
-
-def _scores(engine: Engine) -> bool:
-    """Whether the engine scores tokens (the local llama.cpp one does; servers do not)."""
-    return callable(getattr(engine, "score", None))  # MERGE: isinstance(engine, TokenScorer)
 
 
 def _merge(

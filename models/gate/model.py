@@ -12,19 +12,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
 
+from hintwise.models.errors import GateModelError
 from hintwise.models.gate.features import FEATURE_VERSION, STAGES
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 META_FILE = "gate.json"
 STAGE_FILES = {"pre": "pre.txt", "post": "post.txt"}
-
-
-class GateModelError(ValueError):
-    """A gate model directory that cannot be used; the message says which file and why."""
 
 
 @dataclass
@@ -40,7 +38,8 @@ class StageModel:
         return float(self.booster.predict(row, num_threads=1)[0])
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
-        return self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1)
+        scores = self.booster.predict(np.asarray(rows, dtype=np.float64), num_threads=1)
+        return cast(np.ndarray, scores)  # dense input: LightGBM answers with an array
 
 
 @dataclass

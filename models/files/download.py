@@ -19,16 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hintwise.models.gguf import GGUFError, read_header
+from hintwise.models.errors import DownloadError, GGUFError
+from hintwise.models.files.gguf import read_header
 
 HF_URL = "{endpoint}/{repo}/resolve/{revision}/{file}"
 # huggingface_hub's own variable for a mirror or a private hub; the hub itself by default.
 HF_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """The download failed; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

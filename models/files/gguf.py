@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from hintwise.models.errors import GGUFError
 
 GGUF_MAGIC = b"GGUF"
 
@@ -40,10 +43,6 @@ TOKEN_TYPE_USER_DEFINED = 4
 # Arrays longer than this are summarised by their length rather than kept in memory,
 # except the vocabulary, which `read_header` scans for the tokens it is asked about.
 _MAX_KEPT_ARRAY = 1024
-
-
-class GGUFError(ValueError):
-    """The file is not a usable GGUF file; the message says why in words a user can act on."""
 
 
 @dataclass
@@ -200,7 +199,9 @@ def _read_token_types(reader: _Reader, ids: dict[bytes, int]) -> dict[int, int]:
     return types
 
 
-def read_header(path: str | os.PathLike[str], wanted_tokens: set[str] = frozenset()) -> GGUFHeader:
+def read_header(
+    path: str | os.PathLike[str], wanted_tokens: AbstractSet[str] = frozenset()
+) -> GGUFHeader:
     """Parse the header (metadata, vocabulary size, wanted tokens) and check the file is whole.
 
     Raises GGUFError with a plain explanation when the file is missing, is not GGUF, uses an

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hintwise.models import fim
-from hintwise.models.gguf import GGUFError, read_header
+from hintwise.models.errors import GGUFError
+from hintwise.models.files.gguf import read_header
 
 # Marker texts of the common chat templates, checked in this order.
 CHAT_TEMPLATES = (
