@@ -4,7 +4,7 @@ This folder holds only the namespace. The code lives in the repository's three t
 folders, which the wheel installs under this one name (pyproject's `package-dir`), so that a
 user's environment never gains generic top-level packages such as `models` or `telemetry`:
 
-    hintwise.lsp_server   ← lsp_server/   the LSP front: server, handlers, CLI (may import the two below)
+    hintwise.lsp_server   ← lsp_server/   the LSP front (server, handlers, CLI); imports the others
     hintwise.models       ← models/       everything that predicts: engines, prompts, the gate
     hintwise.telemetry    ← telemetry/    the local feedback store and its exports
 """

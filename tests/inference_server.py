@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 
-
 # `python -m llama_cpp.server`, with hintwise's guard against llama.cpp's AMX crash (see
 # hintwise.models.llama_engine.avoid_amx_crash) applied first: on a CPU with AMX the server
 # would otherwise die at its first request.

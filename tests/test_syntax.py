@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from hintwise.lsp_server.syntax import DocumentSyntax, count_errors, grammar, language_for_path, state_at
+from hintwise.lsp_server.syntax import (
+    DocumentSyntax,
+    count_errors,
+    grammar,
+    language_for_path,
+    state_at,
+)
 
 LANGUAGES = [
     "python",
