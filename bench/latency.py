@@ -25,7 +25,8 @@ cut at the cursor as if being typed, the document is opened in a fresh `hintwise
   cancellations through the HTTP engine, counted on the server (its KV cache, see
   tests/inference_server.py): tokens it generated after the stream was closed.
 
-The machine is shared and noisy, so the README quotes ratios measured side by side in one run.
+The machine is shared and noisy, so docs/performance.md quotes ratios measured side by side in one
+run.
 """
 
 from __future__ import annotations

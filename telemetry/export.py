@@ -107,7 +107,8 @@ _REPLACEMENT = """(SELECT e.text FROM events e INDEXED BY idx_events_suggestion_
 
 
 def _where(since_ms: int | None, language: str | None) -> tuple[str, dict[str, Any]]:
-    clauses, params = ["1"], {}
+    clauses: list[str] = ["1"]
+    params: dict[str, Any] = {}
     if since_ms is not None:
         clauses.append("s.created_ms >= :since")
         params["since"] = since_ms

@@ -293,9 +293,10 @@ def _detectors() -> tuple[list[Any], list[Callable[[str, str, Any], bool]], Any]
         get_settings().disable_filters(
             "detect_secrets.filters.common.is_ignored_due_to_verification_policies"
         )
+        plugin_classes: list[type[Any]] = list(get_mapping_from_secret_type_to_class().values())
         plugins = [
             plugin_class()
-            for plugin_class in get_mapping_from_secret_type_to_class().values()
+            for plugin_class in plugin_classes
             if plugin_class.__name__ not in _LEFT_OUT_PLUGINS
         ]
         # Called as detect-secrets calls them: each with the arguments its signature names.

@@ -69,7 +69,7 @@ GATE_DECISIONS = frozenset({"skipped", "hidden", "generated"})
 @migrations()
 def m001_suggestions_and_events(db: Database) -> None:
     """Completions and their outcomes: what issue 3 needs to record."""
-    db["suggestions"].create(
+    db.table("suggestions").create(
         {
             "id": str,  # the id the server puts in hintwise.accept (uuid4 hex)
             "created": str,  # ISO 8601, local time with offset
@@ -93,7 +93,7 @@ def m001_suggestions_and_events(db: Database) -> None:
         not_null={"kind", "created_ms"},
         defaults={"kind": "completion"},
     )
-    db["events"].create(
+    db.table("events").create(
         {
             "id": int,
             "suggestion_id": str,
@@ -112,31 +112,31 @@ def m001_suggestions_and_events(db: Database) -> None:
         foreign_keys=[("suggestion_id", "suggestions", "id")],
     )
     # Stats group suggestions by time and language; exports page through them by time.
-    db["suggestions"].create_index(["created_ms"])
-    db["suggestions"].create_index(["language", "created_ms"])
+    db.table("suggestions").create_index(["created_ms"])
+    db.table("suggestions").create_index(["language", "created_ms"])
     # Outcomes of one suggestion; one kind of outcome over time; retention by time.
-    db["events"].create_index(["suggestion_id", "kind"])
-    db["events"].create_index(["kind", "time_ms"])
-    db["events"].create_index(["time_ms"])
+    db.table("events").create_index(["suggestion_id", "kind"])
+    db.table("events").create_index(["kind", "time_ms"])
+    db.table("events").create_index(["time_ms"])
 
 
 @migrations()
 def m002_reviews_and_explanations(db: Database) -> None:
     """Review comments (published as diagnostics) and explanations, and their ratings (issue 5)."""
-    suggestions = db["suggestions"]
+    suggestions = db.table("suggestions")
     suggestions.add_column("line", int)  # 0-based LSP line the comment is about
     suggestions.add_column("end_line", int)
     suggestions.add_column("severity", str)  # error | warning | information | hint
     suggestions.add_column("category", str)  # e.g. bug, style, security; explanation: error type
     suggestions.add_column("detail", str)  # JSON: range, question, proposed fix, ...
-    db["events"].add_column("value", float)  # rated: the rating
-    db["suggestions"].create_index(["kind", "created_ms"])
+    db.table("events").add_column("value", float)  # rated: the rating
+    db.table("suggestions").create_index(["kind", "created_ms"])
 
 
 @migrations()
 def m003_gate_requests(db: Database) -> None:
     """One row per completion request the acceptance gate scored, generated or not."""
-    db["requests"].create(
+    db.table("requests").create(
         {
             "id": int,
             "time": str,
@@ -149,7 +149,7 @@ def m003_gate_requests(db: Database) -> None:
         pk="id",
         not_null={"time_ms", "decision"},
     )
-    db["requests"].create_index(["time_ms"])
+    db.table("requests").create_index(["time_ms"])
 
 
 # In the order they were registered above (sqlite-utils applies them in that order).

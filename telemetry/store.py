@@ -102,45 +102,65 @@ def purge(
     elif isinstance(db, sqlite3.Connection):
         db = Database(db, execute_plugins=False, recursive_triggers=False)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    cutoffs = []
-    if before is not None:
-        cutoffs.append(to_epoch_ms(before))
-    if keep_days is not None:
-        cutoffs.append(now_ms - int(keep_days * DAY_MS))
-    cutoff = max(cutoffs) if cutoffs else None
+    cutoff = _cutoff(before, keep_days, now_ms)
     counts = {"suggestions": 0, "events": 0, "requests": 0}
-
-    def run(sql: str, params: list[object], table: str) -> None:
-        counts[table] += db.execute(sql, params).rowcount
-
     try:
         with db.atomic():
             if cutoff is not None:
-                run(
-                    "DELETE FROM events WHERE time_ms < ? OR suggestion_id IN "
-                    "(SELECT id FROM suggestions WHERE created_ms < ?)",
-                    [cutoff, cutoff],
-                    "events",
-                )
-                run("DELETE FROM suggestions WHERE created_ms < ?", [cutoff], "suggestions")
-                run("DELETE FROM requests WHERE time_ms < ?", [cutoff], "requests")
+                _purge_before(db, cutoff, counts)
             if keep_rows is not None:
-                surplus = (
-                    "SELECT id FROM suggestions ORDER BY created_ms DESC, rowid DESC "
-                    "LIMIT -1 OFFSET ?"
-                )
-                run(
-                    f"DELETE FROM events WHERE suggestion_id IN ({surplus})",
-                    [keep_rows],
-                    "events",
-                )
-                run(f"DELETE FROM suggestions WHERE id IN ({surplus})", [keep_rows], "suggestions")
-                oldest = db.execute("SELECT min(created_ms) FROM suggestions").fetchone()[0]
-                if oldest is not None:
-                    run("DELETE FROM requests WHERE time_ms < ?", [oldest], "requests")
-                elif keep_rows == 0:
-                    run("DELETE FROM requests", [], "requests")
+                _purge_surplus(db, keep_rows, counts)
     finally:
         if own:
             db.close()
     return Purged(**counts)
+
+
+def _cutoff(
+    before: datetime | date | str | int | float | None, keep_days: float | None, now_ms: int
+) -> int | None:
+    """The later of `before` and `now - keep_days` (epoch ms), or None when neither is given."""
+    cutoffs: list[int] = []
+    if before is not None:
+        cutoffs.append(to_epoch_ms(before))
+    if keep_days is not None:
+        cutoffs.append(now_ms - int(keep_days * DAY_MS))
+    return max(cutoffs) if cutoffs else None
+
+
+def _delete(
+    db: Database, sql: str, params: list[object], counts: dict[str, int], table: str
+) -> None:
+    counts[table] += db.execute(sql, params).rowcount
+
+
+def _purge_before(db: Database, cutoff: int, counts: dict[str, int]) -> None:
+    """Everything created before `cutoff` (epoch ms): suggestions with their events, events on
+    their own, gate requests."""
+    _delete(
+        db,
+        "DELETE FROM events WHERE time_ms < ? OR suggestion_id IN "
+        "(SELECT id FROM suggestions WHERE created_ms < ?)",
+        [cutoff, cutoff],
+        counts,
+        "events",
+    )
+    _delete(db, "DELETE FROM suggestions WHERE created_ms < ?", [cutoff], counts, "suggestions")
+    _delete(db, "DELETE FROM requests WHERE time_ms < ?", [cutoff], counts, "requests")
+
+
+def _purge_surplus(db: Database, keep_rows: int, counts: dict[str, int]) -> None:
+    """All but the newest `keep_rows` suggestions (with their events), and the gate requests
+    older than the oldest suggestion kept (all of them when none is kept)."""
+    surplus = "SELECT id FROM suggestions ORDER BY created_ms DESC, rowid DESC LIMIT -1 OFFSET ?"
+    _delete(
+        db, f"DELETE FROM events WHERE suggestion_id IN ({surplus})", [keep_rows], counts, "events"
+    )
+    _delete(
+        db, f"DELETE FROM suggestions WHERE id IN ({surplus})", [keep_rows], counts, "suggestions"
+    )
+    oldest = db.execute("SELECT min(created_ms) FROM suggestions").fetchone()[0]
+    if oldest is not None:
+        _delete(db, "DELETE FROM requests WHERE time_ms < ?", [oldest], counts, "requests")
+    elif keep_rows == 0:
+        _delete(db, "DELETE FROM requests", [], counts, "requests")

@@ -40,58 +40,63 @@ class Files:
         self.methods: list[str] = []
 
 
+class Handler(BaseHTTPRequestHandler):
+    """Serves `files` (set per server by `_handler`)."""
+
+    files: Files
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _redirect(self) -> bool:
+        self.files.methods.append(f"{self.command} {self.path}")
+        location = self.files.redirects.get(self.path)
+        if location is None:
+            return False
+        self.send_response(302)
+        self.send_header("Location", location)
+        for name, value in self.files.headers.get(self.path, {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
+    def do_HEAD(self) -> None:
+        if not self._redirect():
+            self.send_error(404 if self.path not in self.files.paths else 405)
+
+    def do_GET(self) -> None:
+        if self._redirect():
+            return
+        entry = self.files.paths.get(self.path)
+        if entry is None:
+            self.send_error(404, "Not Found")
+            return
+        data = entry.read_bytes() if isinstance(entry, Path) else entry
+        wanted = self.headers.get("Range")
+        self.files.ranges.append(wanted)
+        start = 0
+        if wanted and self.path not in self.files.ignore_range:
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_error(416, "Range Not Satisfiable")
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        size = self.files.claimed_size.get(self.path, len(body))
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        cut = self.files.cut_after.pop(self.path, None)
+        self.wfile.write(body[:cut] if cut is not None else body)
+        if cut is not None:
+            self.close_connection = True
+
+
 def _handler(files: Files) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def _redirect(self) -> bool:
-            files.methods.append(f"{self.command} {self.path}")
-            location = files.redirects.get(self.path)
-            if location is None:
-                return False
-            self.send_response(302)
-            self.send_header("Location", location)
-            for name, value in files.headers.get(self.path, {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return True
-
-        def do_HEAD(self) -> None:
-            if not self._redirect():
-                self.send_error(404 if self.path not in files.paths else 405)
-
-        def do_GET(self) -> None:
-            if self._redirect():
-                return
-            entry = files.paths.get(self.path)
-            if entry is None:
-                self.send_error(404, "Not Found")
-                return
-            data = entry.read_bytes() if isinstance(entry, Path) else entry
-            wanted = self.headers.get("Range")
-            files.ranges.append(wanted)
-            start = 0
-            if wanted and self.path not in files.ignore_range:
-                start = int(wanted.removeprefix("bytes=").split("-")[0])
-                if start >= len(data):
-                    self.send_error(416, "Range Not Satisfiable")
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            body = data[start:]
-            size = files.claimed_size.get(self.path, len(body))
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            cut = files.cut_after.pop(self.path, None)
-            self.wfile.write(body[:cut] if cut is not None else body)
-            if cut is not None:
-                self.close_connection = True
-
-    return Handler
+    return type("Handler", (Handler,), {"files": files})
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -62,3 +63,48 @@ def test_the_architecture_map_names_every_module():
                 assert folder in named, f"{folder} is not in the README map"
     for path in named:
         assert (ROOT / path).exists(), f"the README map names {path}, which does not exist"
+
+
+# Where the README and docs/ point into the repository: folders and files named in the text
+# (`lsp_server/explain.py`, `bench/latency.py`, ...) and relative links, each checked to exist.
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+REPOSITORY_PATH = re.compile(
+    r"(?<![\w./~<>$-])"  # not the tail of a longer path, a home folder or a placeholder
+    r"((?:lsp_server|models|telemetry|tests|bench|editors|examples|docs|\.ci)/[\w./-]*"
+    r"|hintwise/[\w/]*\.py)"  # `hintwise/didShow` and its kind are LSP methods, not files
+)
+# Made by a build or a test run, named in the docs as where to find them.
+GENERATED = {"editors/vscode/hintwise.vsix", "tests/artifacts/"}
+
+
+def _anchors(document: Path) -> set[str]:
+    """GitHub's anchors for a markdown file's headings."""
+    text = re.sub(r"```.*?```", "", document.read_text(), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_repository_path_the_docs_mention_exists():
+    missing = []
+    for document in DOCUMENTS:
+        text = document.read_text()
+        name = document.relative_to(ROOT)
+        for found in REPOSITORY_PATH.findall(text):
+            path = found.rstrip(".")
+            if path not in GENERATED and not (ROOT / path).exists():
+                missing.append(f"{name}: {path}")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            file, _, anchor = target.partition("#")
+            linked = (document.parent / file).resolve() if file else document
+            if not linked.exists():
+                missing.append(f"{name}: link to {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                missing.append(f"{name}: link to {target} (no such heading)")
+    assert not missing, missing
+
+
+def test_the_moved_sections_are_linked_from_the_readme():
+    for doc in ("docs/performance.md", "docs/team-server.md"):
+        assert f"]({doc})" in README, f"the README does not link {doc}"

@@ -25,6 +25,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before any Hugging Face import: no hub req
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# CI installs the tune extra after the README's test command and runs these with `pytest -m tune`.
+pytestmark = pytest.mark.tune
+
 REASON = 'needs the tune extra (pip install -e ".[tune]"): {} is not installed'
 for _module in ("torch", "trl", "transformers", "datasets", "tokenizers"):
     pytest.importorskip(_module, reason=REASON.format(_module))
