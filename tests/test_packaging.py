@@ -112,7 +112,6 @@ def test_the_wheel_carries_every_module_and_the_shipped_gate(wheel: zipfile.ZipF
         assert f"hintwise/models/gate/default/{shipped}" in names
 
 
-@pytest.mark.xfail(strict=False, reason="renovation in progress")
 def test_no_module_is_over_600_lines() -> None:
     """A module past 600 lines holds more than one idea: split it into a folder."""
     long = {

@@ -129,9 +129,9 @@ def _runtime_facts(
     text: str, root: Path, question: Question, run_target: str | None, settings: Settings
 ) -> list[str]:
     """Run the failing test or script (sandboxed) and return what it recorded as facts."""
+    target: tuple[str, str] | None
     if run_target:
-        kind = "pytest" if "::" in run_target else "script"
-        target = (kind, run_target)
+        target = ("pytest" if "::" in run_target else "script", run_target)
     else:
         target = tracing.target_from_traceback(text, root)
     if target is None:

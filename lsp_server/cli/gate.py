@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -255,7 +256,7 @@ def status(as_json: bool) -> None:
     model = _active(settings, None)
     path = default_path(settings.data_path)
     counts = labels.counts(path) if path.exists() else {"labelled": 0}
-    info = {
+    info: dict[str, Any] = {
         "model": str(model.directory),
         "label": model.label,
         "thresholds": {stage: model.stage(stage).threshold for stage in STAGES},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,7 +66,7 @@ def list_models(as_json: bool) -> None:
         else:
             entry["note"] = "prepared on first use"
         bundled_entries.append(entry)
-    report = {
+    report: dict[str, Any] = {
         "bundled": bundled_entries,
         "directory": str(directory),
         "files": [describe(path).to_json() for path in files],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +16,8 @@ from hintwise.lsp_server.code.syntax import CodeError, language_for_path
 from hintwise.lsp_server.code.units import Unit, find_units
 from hintwise.lsp_server.engines.workers import start_worker
 from hintwise.lsp_server.review.comments import SEVERITY_RANK, Comment, cap_file
-from hintwise.lsp_server.review.reviewer import review_unit
+from hintwise.lsp_server.review.reviewer import UnitReview, review_unit
+from hintwise.models.engine import Engine
 from hintwise.models.worker import ModelWorker, Priority
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -155,17 +158,24 @@ def _review(worker: ModelWorker, jobs: list[Job], max_per_function: int) -> list
     with click.progressbar(length=total, label="reviewing", file=sys.stderr, show_pos=True) as bar:
         for path, text, language, units in jobs:
             for unit in units:
-                job = worker.submit(
-                    lambda engine, cancelled, unit=unit, text=text, language=language: review_unit(
-                        engine, unit, text, language, set(), max_per_function, cancelled
-                    ),
-                    Priority.BACKGROUND,
-                )
+                review = functools.partial(_review_unit, unit, text, language, max_per_function)
+                job = worker.submit(review, Priority.BACKGROUND)
                 found = job.future.result()
                 bar.update(1)
                 if found is not None:
                     rows += [_row(path, text, comment) for comment in found.comments]
     return rows
+
+
+def _review_unit(
+    unit: Unit,
+    text: str,
+    language: str,
+    max_per_function: int,
+    engine: Engine,
+    cancelled: Callable[[], bool],
+) -> UnitReview | None:
+    return review_unit(engine, unit, text, language, set(), max_per_function, cancelled)
 
 
 def _row(path: Path, text: str, comment: Comment) -> dict:

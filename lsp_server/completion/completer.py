@@ -12,6 +12,7 @@ import dataclasses
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from hintwise.lsp_server.completion.cache import TypingCache
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings
 from hintwise.lsp_server.gate.keeper import Gatekeeper, Verdict
-from hintwise.models.engine import Completion, CompletionRequest
+from hintwise.models.engine import Completion, CompletionRequest, Engine
 from hintwise.models.errors import ModelUnavailable
 from hintwise.models.gate.features import GateInput
 from hintwise.models.worker import Job, ModelWorker, Priority
@@ -224,7 +225,7 @@ class Completer:
         request = self._request(ctx, settings)
         latency.update(queue=0.0, tokenize=0.0, prompt=0.0, generate=0.0, postprocess=0.0)
         attempts: list[int] = []
-        for _ in range(2):
+        while True:
             completion = await self._call(request, uri, latency, base)
             if isinstance(completion, Result):
                 return completion
@@ -243,12 +244,10 @@ class Completer:
                 truncated=completion.stop_reason in ("max_tokens", "time", "context"),
             )
             latency["postprocess"] += (time.perf_counter() - generated) * 1000
-            if finished.text or not finished.repeated or completion.first_content_token is None:
-                break
-            request = dataclasses.replace(
-                request, banned_first=request.banned_first | {completion.first_content_token}
-            )
-        return _Attempt(completion, finished, tuple(attempts), bool(request.banned_first))
+            first = completion.first_content_token
+            if finished.text or not finished.repeated or first is None or len(attempts) == 2:
+                return _Attempt(completion, finished, tuple(attempts), bool(request.banned_first))
+            request = dataclasses.replace(request, banned_first=request.banned_first | {first})
 
     async def _call(
         self,
@@ -258,9 +257,11 @@ class Completer:
         base: dict[str, Any],
     ) -> Completion | Result:
         """One model call on the worker (a newer request for the same document cancels it)."""
-        job = self.worker.submit(
-            lambda engine, cancelled, r=request: engine.complete(r, cancelled), key=uri
-        )
+
+        def generate(engine: Engine, cancelled: Callable[[], bool]) -> Completion:
+            return engine.complete(request, cancelled)
+
+        job = self.worker.submit(generate, key=uri)
         self.counters.model_calls += 1
         self._watch(job)
         try:

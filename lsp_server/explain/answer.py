@@ -17,10 +17,12 @@ from hintwise.lsp_server.explain.question import Question
 from hintwise.models.engine import Engine, GenerationRequest, TokenScorer
 
 
-def explain_schema(question: Question) -> dict:
-    lines = list(
-        range(question.first_line + 1, question.first_line + question.code.count("\n") + 2)
-    )
+def explain_schema(question: Question, lines: list[int] | None = None) -> dict:
+    """JSON schema of an answer: `culprit_line` can only be one of the lines shown, or of
+    `lines` when given."""
+    if lines is None:
+        last = question.first_line + question.code.count("\n")
+        lines = list(range(question.first_line + 1, last + 2))
     return {
         "type": "object",
         "properties": {
@@ -32,7 +34,9 @@ def explain_schema(question: Question) -> dict:
     }
 
 
-def explain_request(question: Question, max_tokens: int = 256) -> GenerationRequest:
+def explain_request(
+    question: Question, max_tokens: int = 256, culprit_lines: list[int] | None = None
+) -> GenerationRequest:
     facts = "\n".join(f"- {fact}" for fact in question.facts)
     content = (
         f"This {question.language} code fails.\n\nFacts:\n{facts}\n\n"
@@ -44,7 +48,7 @@ def explain_request(question: Question, max_tokens: int = 256) -> GenerationRequ
     return GenerationRequest(
         messages=[{"role": "user", "content": content}],
         max_tokens=max_tokens,
-        json_schema=explain_schema(question),
+        json_schema=explain_schema(question, culprit_lines),
         time_limit_s=60.0,
     )
 
@@ -111,9 +115,8 @@ def explain(
                 f"line {suspect.line + 1}: the model did not expect `{suspect.written.strip()}`"
                 f" there (it expected `{suspect.expected.strip()}`)"
             )
-        request = explain_request(question, max_tokens)
-        lines = sorted({s.line + 1 for s in suspects})
-        request.json_schema["properties"]["culprit_line"] = {"enum": lines}
+        culprit_lines = sorted({s.line + 1 for s in suspects})
+        request = explain_request(question, max_tokens, culprit_lines)
     generation = engine.generate(request, cancelled)
     if generation.stop_reason == "cancelled":
         return None

@@ -141,7 +141,7 @@ def main() -> None:
     out = open(config["out"], "w", encoding="utf-8")  # noqa: SIM115 (closed at exit)
     sandbox = Sandbox(root)
     tracer = Tracer(config.get("function") or None, target_file)
-    state = {"exception": None}
+    state: dict[str, str | None] = {"exception": None}
 
     def finish() -> None:
         sys.settrace(None)

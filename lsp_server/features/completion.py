@@ -88,7 +88,8 @@ def completion_items(
     """One item that replaces the word before the cursor, so clients filter it by that word."""
     text = result.text or ""
     line_start = document.text.rfind("\n", 0, result.offset) + 1
-    word = _WORD_BEFORE.search(document.text[line_start : result.offset]).group(0)
+    before = _WORD_BEFORE.search(document.text[line_start : result.offset])
+    word = before.group(0) if before else ""
     full = word + text
     first_line = full.split("\n", 1)[0]
     label = first_line if len(first_line) <= 60 else first_line[:57] + "…"

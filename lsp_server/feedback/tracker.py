@@ -15,6 +15,7 @@ append in a test); this module never waits on it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -248,9 +249,8 @@ class FeedbackTracker:
 
     def _arm_survival(self, tracked: Tracked) -> None:
         for after in SURVIVAL_CHECKS_S:
-            tracked.timers.append(
-                self.clock.call_later(after, lambda a=after: self._check_survival(tracked, a))
-            )
+            check = functools.partial(self._check_survival, tracked, after)
+            tracked.timers.append(self.clock.call_later(after, check))
 
     def _follow_typing(self, tracked: Tracked, start: int, removed: int, inserted: str) -> None:
         expected = tracked.offset + len(tracked.typed)

@@ -134,7 +134,8 @@ def train_personal(
     candidate_boosters = train.fit_all(data.subset(older))
     candidate = gate_model.GateModel(
         Path("candidate"),
-        *(gate_model.StageModel(candidate_boosters[s], STAGES[s], 0.0) for s in ("pre", "post")),
+        gate_model.StageModel(candidate_boosters["pre"], STAGES["pre"], 0.0),
+        gate_model.StageModel(candidate_boosters["post"], STAGES["post"], 0.0),
     )
     new, old = _score(candidate, held), _score(current, held)
     better = new["post"] > old["post"] and not new["pre"] < old["pre"] - 0.02

@@ -11,9 +11,11 @@ from hintwise.lsp_server.review.comments import SEVERITIES
 from hintwise.models.engine import GenerationRequest
 
 
-def comment_schema(unit: Unit, max_comments: int) -> dict:
-    """JSON schema of an answer: `line` can only be one of the unit's (1-based) line numbers."""
-    lines = list(range(unit.start_line + 1, unit.end_line + 2))[:MAX_UNIT_LINES]
+def comment_schema(unit: Unit, max_comments: int, lines: list[int] | None = None) -> dict:
+    """JSON schema of an answer: `line` can only be one of the unit's (1-based) line numbers,
+    or of `lines` when given."""
+    if lines is None:
+        lines = list(range(unit.start_line + 1, unit.end_line + 2))[:MAX_UNIT_LINES]
     return {
         "type": "object",
         "properties": {
@@ -46,29 +48,35 @@ REVIEW_INSTRUCTIONS = (
 
 
 def review_request(
-    unit: Unit, language: str, max_comments: int, max_tokens: int = 256
+    unit: Unit,
+    language: str,
+    max_comments: int,
+    max_tokens: int = 256,
+    found: list[Candidate] | None = None,
 ) -> GenerationRequest:
+    """The review question; with `found` (the model's surprises) those are given as facts and
+    the answer's `line` is limited to their lines (a grounded review)."""
     instructions = REVIEW_INSTRUCTIONS.format(language=language, max_comments=max_comments)
     content = (
         f"{instructions}\n\n```{language}\n{numbered(unit.text, unit.start_line)}\n```\n\n"
         "Answer in JSON."
     )
+    lines = None
+    if found:
+        facts = "\n".join(
+            f"- line {c.line + 1}: `{c.written.strip()}` written, `{c.expected.strip()}` expected"
+            for c in found
+        )
+        content += f"\n\nSuspicious tokens:\n{facts}"
+        lines = sorted(c.line + 1 for c in found)
     return GenerationRequest(
         messages=[{"role": "user", "content": content}],
         max_tokens=max_tokens,
-        json_schema=comment_schema(unit, max_comments),
+        json_schema=comment_schema(unit, max_comments, lines),
         time_limit_s=60.0,
     )
 
 
 def grounded_request(unit: Unit, language: str, found: list[Candidate]) -> GenerationRequest:
     """The review question with the model's surprises as facts; `line` limited to them."""
-    request = review_request(unit, language, len(found))
-    facts = "\n".join(
-        f"- line {c.line + 1}: `{c.written.strip()}` written, `{c.expected.strip()}` expected"
-        for c in found
-    )
-    request.messages[0]["content"] += f"\n\nSuspicious tokens:\n{facts}"
-    items = request.json_schema["properties"]["comments"]["items"]["properties"]
-    items["line"] = {"enum": sorted(c.line + 1 for c in found)}
-    return request
+    return review_request(unit, language, len(found), found=found)
