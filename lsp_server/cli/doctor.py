@@ -177,6 +177,7 @@ def _check_local_model(
         ),
         threads=engine.info.threads,
         n_ctx=engine.info.n_ctx,
+        amx_workaround=engine.amx_workaround,
     )
     if measure:
         speed = engine.measure_speed()
@@ -215,6 +216,11 @@ def render(report: dict) -> str:
             lines.append(
                 f"  loaded in {model['load_ms']:.0f} ms, {model['threads']} threads, "
                 f"n_ctx {model['n_ctx']}"
+            )
+        if model.get("amx_workaround"):
+            lines.append(
+                "  this CPU has AMX: llama.cpp's AMX weight buffers are off (they crash at the "
+                "first evaluation, llama.cpp issue #20824)"
             )
         if "prompt_tokens_per_s" in model:
             lines.append(
