@@ -58,8 +58,8 @@ SOURCES = [
     STDLIB / "statistics.py",
     STDLIB / "fractions.py",
     STDLIB / "shlex.py",
-    ROOT / "lsp_server" / "context.py",
-    ROOT / "lsp_server" / "postprocess.py",
+    ROOT / "lsp_server" / "completion" / "context.py",
+    ROOT / "lsp_server" / "completion" / "postprocess.py",
     ROOT / "models" / "prompt.py",
     ROOT / "models" / "llama" / "completion.py",
 ]
