@@ -211,6 +211,7 @@ def _hintwise(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.model  # `hintwise complete` loads the pulled model (about 4 s of its 8 s here)
 def test_pull_then_complete_with_the_pulled_model(
     files, qwen_like, gemma_path, server_env, tmp_path
 ):
