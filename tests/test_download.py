@@ -243,6 +243,7 @@ def test_pull_then_complete_with_the_pulled_model(
     assert "Traceback" not in failed.stderr
 
 
+@pytest.mark.model
 def test_add_a_local_file_after_checking_it(gemma_path, server_env, tmp_path):
     env = {**server_env, "HINTWISE_DATA_DIR": str(tmp_path / "data")}
     added = _hintwise(["models", "add", str(gemma_path), "--name", "mine.gguf"], env)
@@ -282,6 +283,7 @@ def test_add_refuses_what_llama_cpp_cannot_load(server_env, tmp_path):
     )
 
 
+@pytest.mark.model
 def test_add_from_the_hub_checks_the_published_sha256(files, gemma_path, server_env, tmp_path):
     """A hub look-alike on loopback (HF_ENDPOINT): `resolve` redirects to the storage and
     publishes the sha256 in X-Linked-Etag, as huggingface.co does."""

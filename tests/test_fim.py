@@ -89,6 +89,7 @@ def test_partial_marker_sets_are_not_enough(tmp_path):
     assert fim.detect({t: i for t, (i, _) in header.found_tokens.items()}) is None
 
 
+@pytest.mark.model
 def test_the_bundled_models_declare_no_fim_tokens(gemma_path):
     header = read_header(gemma_path, fim.marker_texts())
     assert fim.detect({t: i for t, (i, _) in header.found_tokens.items()}) is None

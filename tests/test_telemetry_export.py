@@ -347,12 +347,14 @@ def test_a_failed_export_leaves_no_file(store: Path, tmp_path: Path) -> None:
 
 # --- streaming ----------------------------------------------------------------------------------
 
-MANY = 200_000
+# Enough rows that keeping them would take megabytes (about 10 MB as strings), few enough to
+# build in a second or two.
+MANY = 50_000
 
 
 @pytest.fixture(scope="module")
 def big_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """200,000 suggestions over 100,000 prompts (one accepted and one rejected on each), with
+    """50,000 suggestions over 25,000 prompts (one accepted and one rejected on each), with
     events, inserted directly (the writer's own speed is bench/store.py's business)."""
     path = tmp_path_factory.mktemp("big") / "telemetry.db"
     db = open_db(path)
@@ -396,8 +398,8 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_streams_in_constant_memory(
     big_store: Path, tmp_path: Path, fmt: str, since: int | None, expected: int
 ) -> None:
-    """Python's peak allocation while exporting 200,000 suggestions stays far below what the rows
-    take (about 40 MB as strings): nothing accumulates per row. (tracemalloc sees Python's
+    """Python's peak allocation while exporting 50,000 suggestions stays far below what the rows
+    take (about 10 MB as strings): nothing accumulates per row. (tracemalloc sees Python's
     allocations; SQLite's sorter for DPO spills to temporary files past its cache.)"""
     out = tmp_path / f"{fmt}.jsonl"
     tracemalloc.start()
