@@ -25,7 +25,7 @@ from hintwise.lsp_server.engines.choice import (
     model_path,
 )
 from hintwise.lsp_server.gate.keeper import Gatekeeper
-from hintwise.models.engine import CompletionRequest, HealthReporter
+from hintwise.models.engine import CompletionRequest, HealthReporter, SpeedMeter
 from hintwise.models.errors import EngineUnavailable, GGUFError, ModelNotFound
 from hintwise.models.files import bundled
 from hintwise.models.files.gguf import read_header
@@ -179,7 +179,7 @@ def _check_local_model(
         n_ctx=engine.info.n_ctx,
         amx_workaround=engine.amx_workaround,
     )
-    if measure:
+    if measure and isinstance(engine, SpeedMeter):
         speed = engine.measure_speed()
         model.update({key: round(value, 1) for key, value in speed.items()})
     engine.close()

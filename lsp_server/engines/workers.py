@@ -21,7 +21,6 @@ from hintwise.lsp_server.engines.choice import (
     load_choice,
 )
 from hintwise.models.engine import Engine, HealthReporter
-from hintwise.models.errors import ModelUnavailable
 from hintwise.models.worker import ModelWorker, Priority
 
 Say = Callable[[str], None]
@@ -150,13 +149,6 @@ class EnginePool:
         """The model worker serving a feature ("completion" | "explain" | "review"): its own
         when `explain_engine` / `review_engine` name another engine, else the completion one."""
         return self.features.get(feature, self.completion)
-
-    def engine_for(self, feature: str) -> Engine:
-        """The loaded engine of a feature; ModelUnavailable while there is none."""
-        worker = self.worker_for(feature)
-        if worker.engine is None:
-            raise ModelUnavailable(worker.error or "the model is not loaded yet")
-        return worker.engine
 
     def model_name(self, feature: str) -> str | None:
         """The name of the model a feature's answers come from (stored with them)."""
