@@ -42,6 +42,8 @@ class HintwiseServer(LanguageServer):
         base = settings or config.from_environment()
         self.settings, self.startup_problems = config.apply(base, self.overrides)
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Messages from before `start` (the gate is loaded as the server is built): sent then.
+        self._unsent: list[Callable[[], None]] = []
         test_clock = os.environ.get("HINTWISE_TEST_CLOCK") == "1"
         self.clock: Clock = ManualClock() if test_clock else LoopClock()
         self.documents = DocumentStore()
@@ -73,6 +75,9 @@ class HintwiseServer(LanguageServer):
     def start(self, options: dict) -> None:
         """At initialize: the client's initializationOptions, then the workers and the store."""
         self.loop = asyncio.get_running_loop()
+        unsent, self._unsent = self._unsent, []
+        for send in unsent:
+            send()
         if options:
             self.update_settings(options)
         else:
@@ -165,7 +170,10 @@ class HintwiseServer(LanguageServer):
 
     def _on_loop(self, callback: Callable[[], None]) -> None:
         loop = self.loop
-        if loop is None or loop.is_closed():
+        if loop is None:
+            self._unsent.append(callback)
+            return
+        if loop.is_closed():
             return
         try:
             running = asyncio.get_running_loop()

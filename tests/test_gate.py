@@ -236,6 +236,20 @@ async def test_the_running_server_picks_up_a_new_gate_and_survives_a_broken_one(
         assert again.items and 0 <= again.items[0].command.arguments[1]["gate"] <= 1
 
 
+@pytest.mark.model
+@pytest.mark.timeout(120)
+async def test_a_gate_broken_before_the_server_starts_is_reported_in_the_editor(
+    clock_env, tmp_path
+):
+    """The server loads the installed gate as it starts, before the client can hear anything:
+    what went wrong then is still shown once the client is there."""
+    _blocking_gate(tmp_path / "gate")
+    (tmp_path / "gate" / "pre.txt").write_text("garbage")
+    async with session(clock_env) as client:
+        assert (await status(client)).gate.kind == "default"
+        assert any("cannot be used" in m.message for m in client.messages)
+
+
 async def _until(client, predicate, attempts: int = 40):
     import asyncio
 
