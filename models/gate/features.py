@@ -45,7 +45,7 @@ NODE_KINDS = (
 
 @dataclass(frozen=True)
 class SyntaxFacts:
-    """What tree-sitter says about the cursor (see lsp_server.gate.syntax_facts)."""
+    """What tree-sitter says about the cursor (see lsp_server/gate/inputs.py, syntax_facts)."""
 
     in_comment: bool = False
     in_string: bool = False
