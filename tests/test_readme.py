@@ -66,7 +66,8 @@ def test_the_architecture_map_names_every_module():
 
 
 # Where the README and docs/ point into the repository: folders and files named in the text
-# (`lsp_server/explain/tracebacks.py`, `bench/latency.py`, ...) and relative links, each checked to exist.
+# (`lsp_server/explain/tracebacks.py`, `bench/latency.py`, ...) and relative links, each
+# checked to exist.
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REPOSITORY_PATH = re.compile(
     r"(?<![\w./~<>$-])"  # not the tail of a longer path, a home folder or a placeholder
