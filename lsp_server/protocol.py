@@ -8,12 +8,38 @@ notifications straight to hintwise's handlers.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import JsonRPCResponseMessage
+
+log = logging.getLogger("hintwise")
+
+
+def _is_response(data: Any) -> bool:
+    return isinstance(data, dict) and "id" in data and "method" not in data and "error" not in data
 
 
 class HintwiseProtocol(LanguageServerProtocol):
     """Document notifications go to hintwise's handlers only (see the module docstring)."""
+
+    def structure_message(self, data: dict[str, Any]):
+        """A client's answer to our request that does not fit its type (`null` for
+        workspace/configuration) reaches the waiting caller as it came, instead of failing
+        in pygls, which leaves the caller waiting and shows the user "Invalid Params"."""
+        if not _is_response(data):
+            return super().structure_message(data)
+        expected = self._result_types.get(data["id"])
+        try:
+            return super().structure_message(data)
+        except Exception:
+            log.warning("an answer of the client does not fit %s: %.200r", expected, data)
+            return self._converter.structure(
+                {"id": data["id"], "jsonrpc": data.get("jsonrpc", "2.0"), "result": None},
+                JsonRPCResponseMessage,
+            )
 
     def _handler(self, method: str):
         return self.fm.features.get(method)

@@ -417,3 +417,16 @@ def test_serve_over_tcp(server_env):
     finally:
         server.kill()
         server.wait()
+
+
+async def test_a_null_configuration_answer_means_no_settings(server_env):
+    """Some clients answer workspace/configuration with `null`: no popup, the server keeps
+    the settings it has and completes as usual."""
+    async with session(server_env) as client:
+        client.protocol.fm.features[types.WORKSPACE_CONFIGURATION] = lambda params: None
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        open_document(client, URI, EXAMPLE)
+        result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
+        assert result.items[0].insert_text.strip() == "return False"
+        await asyncio.sleep(0.5)
+        assert [message.message for message in client.messages] == []
