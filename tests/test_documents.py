@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.code.documents import Document, minimal_change
 
 
 def doc(text: str, encoding: str = "utf-16") -> Document:
@@ -58,3 +58,29 @@ def test_incremental_changes_match_the_editor():
 def test_binary_content_is_recognised():
     assert doc("\x00\x01\x02ELF" + "\x00" * 100).looks_binary()
     assert not doc("def f():\n\tpass\n").looks_binary()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "edit"),
+    [
+        ("return x\n", "return xy\n", (8, 8, "y")),
+        ("aaa", "aaaa", (3, 3, "a")),  # a repeated character: the edit is at the end
+        ("abc", "ac", (1, 2, "")),
+        ("same", "same", (4, 4, "")),
+        ("", "new", (0, 0, "new")),
+        ("a\r\nb", "a\nb", (1, 3, "\n")),  # the line ending is replaced whole
+        ("x\r\ny", "x\r\r\ny", (1, 1, "\r")),  # a new line ending is not cut through a \r\n
+        ("😀a", "😀ba", (1, 1, "b")),
+    ],
+)
+def test_a_whole_text_change_is_seen_as_its_one_range_edit(old, new, edit):
+    start, end, inserted = minimal_change(old, new)
+    assert old[:start] + inserted + old[end:] == new
+    assert (start, end, inserted) == edit
+
+
+def test_the_range_edit_of_a_long_file_is_the_keystroke():
+    old = "".join(f"line {n}\n" for n in range(20000))
+    at = old.index("line 12345") + 4
+    start, end, inserted = minimal_change(old, old[:at] + "s" + old[at:])
+    assert (start, end, inserted) == (at, at, "s")

@@ -109,6 +109,11 @@ class Document:
             self.text = self.text[:a] + text + self.text[b:]
         self._line_starts = None
 
+    def replace(self, start: int, end: int, text: str) -> None:
+        """Replace the characters from offset `start` to `end` with `text`."""
+        self.text = self.text[:start] + text + self.text[end:]
+        self._line_starts = None
+
     def looks_binary(self) -> bool:
         """NUL bytes or mostly control characters near the start: not a text file to complete."""
         head = self.text[:4096]
@@ -116,6 +121,37 @@ class Document:
             return True
         controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\t\n\r\x0c")
         return len(head) > 0 and controls / len(head) > 0.1
+
+
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """Length of the common start of `a` and `b`, up to `limit`, by bisection on slices
+    (string comparison runs in C; a 100 KB file takes well under a millisecond)."""
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def minimal_change(old: str, new: str) -> tuple[int, int, str]:
+    """The one range edit that turns `old` into `new`: (start, end in `old`, inserted text).
+
+    Clients may send a whole document for a one-character change even to an incremental-sync
+    server; seen as the edit it really is, it keeps typing along a suggestion and its labels
+    right. A line ending's `\r\n` is never split.
+    """
+    shortest = min(len(old), len(new))
+    start = _common_prefix(old, new, shortest)
+    if 0 < start < len(old) and old[start - 1] == "\r" and old[start] == "\n":
+        start -= 1
+    tail = _common_prefix(old[start:][::-1], new[start:][::-1], shortest - start)
+    end_old, end_new = len(old) - tail, len(new) - tail
+    if 0 < end_old < len(old) and old[end_old - 1] == "\r" and old[end_old] == "\n":
+        end_old, end_new = end_old + 1, end_new + 1
+    return start, end_old, new[start:end_new]
 
 
 class DocumentStore:

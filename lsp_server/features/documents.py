@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.code.documents import Document, minimal_change
 from hintwise.lsp_server.code.syntax import language_for_path
 from hintwise.lsp_server.completion.context import CHARS_PER_TOKEN
 from hintwise.lsp_server.features import protocol
@@ -40,22 +40,26 @@ def did_open(ls: HintwiseServer, params: types.DidOpenTextDocumentParams) -> Non
     ls.completer.prewarm(document, opening_offset(document, settings.prefix_tokens), settings)
 
 
+def _apply(ls: HintwiseServer, document: Document, change: Any) -> int:
+    """Apply one content change as a range edit; the offset where its text ends."""
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        start = document.offset_at(change.range.start.line, change.range.start.character)
+        end = max(start, document.offset_at(change.range.end.line, change.range.end.character))
+        inserted = change.text
+    else:
+        start, end, inserted = minimal_change(document.text, change.text)
+    document.replace(start, end, inserted)
+    ls.edited(document, start, end - start, inserted)
+    return start + len(inserted)
+
+
 def did_change(ls: HintwiseServer, params: types.DidChangeTextDocumentParams) -> None:
     document = ls.documents.get(params.text_document.uri)
     if document is None:
         return
     end_offset = None
     for change in params.content_changes:
-        if isinstance(change, types.TextDocumentContentChangePartial):
-            start = (change.range.start.line, change.range.start.character)
-            end = (change.range.end.line, change.range.end.character)
-            start_offset = document.offset_at(*start)
-            removed = max(0, document.offset_at(*end) - start_offset)
-            document.apply_change(change.text, start, end)
-            end_offset = start_offset + len(change.text)
-            ls.edited(document, start_offset, removed, change.text)
-        else:
-            document.apply_change(change.text, None, None)
+        end_offset = _apply(ls, document, change)
     document.version = params.text_document.version
     now = time.monotonic()
     paused, document.edited_at = now - document.edited_at, now
