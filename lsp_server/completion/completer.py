@@ -154,6 +154,8 @@ class Completer:
             latency["total"] = latency["context"]
             return Result(None, ctx.reason, latency_ms=latency, **base)
         cached = self._typed_along(ctx, latency, base, started)
+        if cached is None:
+            cached = self._asked_again(document, ctx, (settings, automatic), latency, started)
         if cached is not None:
             return cached
         verdicts: dict[str, Verdict] = {}
@@ -165,7 +167,10 @@ class Completer:
         attempt = await self._generate(document, ctx, settings, latency, base, started)
         if isinstance(attempt, Result):
             return attempt
-        return self._finish(attempt, gate_data, verdicts, automatic, latency, base, started)
+        result = self._finish(attempt, gate_data, verdicts, automatic, latency, base, started)
+        if not result.text and attempt.completion.stop_reason != "time":
+            self.cache.add_nothing(document.text, ctx, (settings, automatic), result)
+        return result
 
     def _typed_along(
         self,
@@ -192,6 +197,28 @@ class Completer:
             **base,
         )
         return self.counters.last
+
+    def _asked_again(
+        self,
+        document: Document,
+        ctx: cursor_context.CursorContext,
+        key: object,
+        latency: dict[str, float],
+        started: float,
+    ) -> Result | None:
+        """The same request as the last one here, whose answer was not worth showing."""
+        known = self.cache.nothing(document.uri, document.text, ctx.offset, key)
+        if known is None:
+            return None
+        self.counters.cache_hits += 1
+        latency["total"] = (time.perf_counter() - started) * 1000
+        return dataclasses.replace(
+            known,
+            reason=f"asked again, same answer: {known.reason}",
+            from_cache=True,
+            latency_ms=latency,
+            context=ctx,
+        )
 
     def _gated(
         self,
