@@ -243,6 +243,38 @@ async def test_typing_along_is_answered_from_the_cache_without_the_model(start):
     assert counters.last is again
 
 
+async def test_asking_again_where_the_window_moved_is_answered_from_the_cache(start):
+    """The engine's window cut moves the prompt's start after an answer; the same request
+    again (a re-trigger, a focus change) is still the suggestion on screen."""
+    completer, engine = start()
+    body = "".join(f"    value_{index:02} = {index:03}\n" for index in range(12))
+    doc, offset = document(f"def area(width, height):\n{body}    return |\n")
+    first = await completer.complete(doc, offset, SETTINGS)
+    completer.anchors[URI] = doc.text.index("    value_05")  # where the engine cut the window
+    again = await completer.complete(doc, offset, SETTINGS)
+    assert again.from_cache and again.id == first.id and again.text == first.text
+    offset = type_into(doc, offset, "wid")
+    along = await completer.complete(doc, offset, SETTINGS)
+    assert along.from_cache and along.text == TEXT[3:]
+    assert len(engine.requests) == 1
+
+
+async def test_asking_again_after_an_answer_not_worth_showing_skips_the_model(start):
+    completer, engine = start(["   ", "   ", "   "])
+    doc, offset = document(AREA)
+    first = await completer.complete(doc, offset, SETTINGS)
+    assert first.text is None and first.reason == "empty suggestion"
+    again = await completer.complete(doc, offset, SETTINGS)
+    assert again.text is None and again.from_cache
+    assert again.reason == "asked again, same answer: empty suggestion"
+    assert len(engine.requests) == 1
+    await completer.complete(doc, offset, SETTINGS, automatic=False)  # the user asks: afresh
+    assert len(engine.requests) == 2
+    type_into(doc, offset, " ")
+    await completer.complete(doc, offset, SETTINGS)  # another text: afresh
+    assert len(engine.requests) == 3
+
+
 async def test_typing_all_of_it_or_something_else_asks_the_model(start):
     completer, engine = start()
     doc, offset = document(AREA)
@@ -296,7 +328,7 @@ async def test_a_forgotten_document_has_no_cache_and_no_anchor(start):
     ("source", "automatic", "reason"),
     [
         ("def area(width, height):\n    return wi|dth\n", True, "cursor inside a word"),
-        ("def area(width, height):\n    |return width\n", False, "cursor before the code"),
+        ("def area(width, height):\n    |return width\n", True, "cursor before the code"),
         ("x = f(|a, b, c, d, e)\n", True, "more than 8 characters right of the cursor"),
         ("\x00\x01\x02 binary|", False, "binary content"),
     ],
@@ -311,6 +343,40 @@ async def test_mode_none_means_no_model_call_and_a_reason(start, source, automat
     counters = completer.counters
     assert (counters.requests, counters.skipped, counters.model_calls) == (1, 1, 0)
     assert counters.last is None
+
+
+@pytest.mark.parametrize(
+    ("source", "said", "shown", "indent"),
+    [
+        # Cursor after the indentation: the new line, then the indentation the code had.
+        ("def area(w, h):\n    |return w * h\n", "total = w * h", "total = w * h\n    ", ""),
+        # Cursor at column 0 of an indented line: the model's line must come indented.
+        ("def area(w, h):\n|    return w * h\n", "    total = w * h", "    total = w * h\n", " "),
+    ],
+)
+async def test_asked_for_at_the_start_of_a_line_with_code_a_line_above_it(
+    start, source, said, shown, indent
+):
+    completer, engine = start([said])
+    doc, offset = document(source)
+    result = await completer.complete(doc, offset, SETTINGS, automatic=False)
+    assert result.text == shown
+    assert result.reason == "ok" and result.mode == "single"
+    assert doc.text[:offset] + shown + doc.text[offset:] == source.replace("|", shown)
+    request = engine.requests[0]
+    assert request.indent_first == indent
+
+
+@pytest.mark.parametrize("first", ["return w * h", "if w > h:", "result = (w"])
+async def test_a_line_above_that_repeats_or_breaks_the_code_gives_way_to_the_runner_up(
+    start, first
+):
+    """A copy of the line, a block opener the line would become the body of, a line that does
+    not parse: none is shown; the runner-up is asked for once."""
+    completer, _ = start([first, "total = w * h"])
+    doc, offset = document("def area(w, h):\n    |return w * h\n")
+    result = await completer.complete(doc, offset, SETTINGS, automatic=False)
+    assert result.text == "total = w * h\n    " and len(result.attempts) == 2
 
 
 async def test_completions_turned_off(start):

@@ -53,7 +53,11 @@ def test_mode_decision(language, source, mode):
 
 def test_invoked_requests_ignore_the_automatic_only_rules():
     assert at_cursor("value = comp|uted()\n", "python", automatic=False).mode == "single"
-    assert at_cursor("|    return x\n", "python", automatic=False).mode == "none"
+    # Asked for at the start of a line with code: a new line above it.
+    for source in ("|    return x\n", "    |return x\n", "  |  return x\n"):
+        context = at_cursor(source, "python", automatic=False)
+        assert (context.mode, context.inserts_line) == ("single", True)
+    assert at_cursor("|    return x\n", "python", automatic=True).mode == "none"
 
 
 def test_binary_documents_get_nothing():

@@ -55,23 +55,61 @@ async def test_completion_fallback_for_clients_without_inline_completion(server_
         assert item.command.command == "hintwise.accept"
 
 
-async def test_typing_along_a_suggestion_is_served_from_the_cache(server_env):
+def _replace_whole(client, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+@pytest.mark.parametrize("sync", ["incremental", "full"])
+async def test_typing_along_a_suggestion_is_served_from_the_cache(server_env, sync):
+    """Also when the client sends the whole text for each keystroke (the spec allows it):
+    the change is seen as the one character it is, and the suggestion is not superseded."""
     async with session(server_env) as client:
         open_document(client, URI, EXAMPLE)
         await wait_ready(client)
         first = await inline(client, URI, BODY_LINE, BODY_COLUMN, invoked=False)
         suggestion = first.items[0].insert_text
         before = (await status(client)).completions
+        lines = EXAMPLE.split("\n")
         version = 2
         for index, char in enumerate(suggestion[:4]):
-            insert(client, URI, version, BODY_LINE, BODY_COLUMN + index, char)
+            if sync == "full":
+                lines[BODY_LINE] = lines[BODY_LINE][: BODY_COLUMN + index] + char
+                _replace_whole(client, version, "\n".join(lines))
+            else:
+                insert(client, URI, version, BODY_LINE, BODY_COLUMN + index, char)
             version += 1
             again = await inline(client, URI, BODY_LINE, BODY_COLUMN + index + 1, invoked=False)
             assert again.items[0].insert_text == suggestion[index + 1 :]
             assert again.items[0].command.arguments == first.items[0].command.arguments
-        after = (await status(client)).completions
-        assert after.model_calls == before.model_calls
-        assert after.cache_hits == before.cache_hits + 4
+        current = await status(client)
+        assert current.completions.model_calls == before.model_calls
+        assert current.completions.cache_hits == before.cache_hits + 4
+        assert current.suggestions.shown == 1
+        assert not hasattr(current.suggestions, "rejected")
+
+
+async def test_asking_again_at_the_same_place_is_answered_from_the_cache(server_env):
+    """Editors re-ask after a focus change or a re-trigger; the answer is the one just shown.
+    Deep in a long file, where the prompt window's start moves after the first answer."""
+    filler = "".join(f"def helper_{n}(value):\n    return value * {n}\n\n\n" for n in range(400))
+    line = BODY_LINE + filler.count("\n")
+    async with session(server_env) as client:
+        open_document(client, URI, filler + EXAMPLE)
+        await wait_ready(client)
+        for invoked in (False, True):
+            first = await inline(client, URI, line, BODY_COLUMN, invoked=invoked)
+            before = (await status(client)).completions
+            again = await inline(client, URI, line, BODY_COLUMN, invoked=invoked)
+            after = (await status(client)).completions
+            assert again.items[0].insert_text == first.items[0].insert_text
+            assert again.items[0].command.arguments == first.items[0].command.arguments
+            assert after.model_calls == before.model_calls
+            assert after.cache_hits == before.cache_hits + 1
 
 
 LONG = {

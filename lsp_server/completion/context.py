@@ -61,6 +61,13 @@ class CursorContext:
     def indent_blocks(self) -> bool:
         return self.language_id in INDENT_BLOCK_LANGUAGES
 
+    @property
+    def inserts_line(self) -> bool:
+        """Asked for at the start of a line that has code: the answer is a new line above it."""
+        return (
+            self.mode != "none" and not self.line_prefix.strip() and bool(self.line_suffix.strip())
+        )
+
     def comment_markers(self) -> tuple[str, ...]:
         if self.language_id in LINE_COMMENTS:
             return LINE_COMMENTS[self.language_id]
@@ -70,8 +77,10 @@ class CursorContext:
         """Column 0 of an empty line inside an indented Python block: what an editor's
         auto-indent would have indented. The suggestion must start indented (the model picks
         how deep), not with a top-level statement that would end the function."""
-        if not self.indent_blocks or self.line_prefix or self.line_suffix.strip():
+        if not self.indent_blocks or self.line_prefix:
             return False
+        if self.line_suffix.strip():  # a new line above this one: indented like it
+            return self.line_suffix[:1] in (" ", "\t")
         following = next((line for line in self.next_lines if line.strip()), "")
         if self.previous_line and opens_block(self.previous_line, self.language_id):
             return True
@@ -149,9 +158,9 @@ def _refusal(
     if document.looks_binary():
         return "binary content"
     right = line_suffix.strip()
-    if right and not line_prefix.strip():
-        return "cursor before the code on this line"
     if automatic:
+        if right and not line_prefix.strip():
+            return "cursor before the code on this line"
         if len(right) > settings.max_chars_right:
             return f"more than {settings.max_chars_right} characters right of the cursor"
         if line_suffix[:1].isalnum() or line_suffix[:1] == "_":
@@ -195,6 +204,8 @@ def _decide(
     refusal = _refusal(document, line_prefix, line_suffix, settings, automatic)
     if refusal is not None:
         return "none", refusal
+    if line_suffix.strip() and not line_prefix.strip():
+        return "single", "a new line above the code on this line (asked for at its start)"
     if settings.multiline == "never":
         return "single", "multi-line suggestions are off"
     if settings.multiline == "always":

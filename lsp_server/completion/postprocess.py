@@ -17,6 +17,7 @@ from hintwise.lsp_server.completion.context import (
     CursorContext,
     bracket_delta,
     bracket_scan,
+    opens_block,
     stop_rule,
 )
 
@@ -84,6 +85,31 @@ def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[
     return lines[:1]
 
 
+def _adds_errors(document: Document, offset: int, inserted: str) -> bool:
+    tree = document.syntax.tree
+    text = document.text
+    variant = document.syntax.parse_variant(text[:offset] + inserted + text[offset:])
+    if tree is None or variant is None:
+        return False
+    return count_errors(variant.root_node) > count_errors(tree.root_node)
+
+
+def _line_above(context: CursorContext, document: Document, line: str) -> str | Finished:
+    """A line asked for at the start of a line of code, to go above it: with a line break and
+    the indentation the code had, or the reason it is not worth showing."""
+    if (context.line_prefix + line).strip() == context.line_suffix.strip():
+        return Finished(None, "repeats the code on this line", repeated=True)
+    if context.indent_blocks and opens_block(line, context.language_id):
+        # The code right of the cursor would become its body, at the wrong depth.
+        return Finished(None, "the new line opens a block with no body", repeated=True)
+    if not line.strip():
+        return line
+    text = line + "\n" + context.line_prefix  # the code right of the cursor keeps its place
+    if _adds_errors(document, context.offset, text):
+        return Finished(None, "the new line would not parse", repeated=True)
+    return text
+
+
 def finish(
     context: CursorContext,
     document: Document,
@@ -113,6 +139,11 @@ def finish(
         while lines and not lines[-1].strip():
             lines.pop()
         text = "\n".join(lines)
+    elif context.inserts_line:
+        above = _line_above(context, document, text.rstrip())
+        if isinstance(above, Finished):
+            return above
+        text = above
     else:
         text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
         text = _balance_brackets(context.line_prefix, text)
