@@ -164,6 +164,7 @@ class LlamaEngine:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""
         text = "def add(a, b):\n    return a + b\n\n" * (prompt_tokens // 8 + 1)
         tokens = self.tokenize(text)[:prompt_tokens]
+        self.prompt_threads.apply(self.llm, self.prompt_threads.generation)  # as configured
         self.llm.n_tokens = 0
         started = time.perf_counter()
         for start in range(0, len(tokens), 512):
