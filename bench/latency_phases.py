@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +37,16 @@ from lsprotocol import types
 
 QUIET = {"completion": {"prewarm": False}}
 ALONG = 4  # characters of a suggestion typed along it
+
+
+def with_interval(values: list[float]) -> dict:
+    """`summary` plus a 95% percentile-bootstrap interval of the median (seeded)."""
+    figures = summary(values)
+    if len(values) >= 2:
+        rng = random.Random(0)
+        medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(2000))
+        figures["p50_ci95"] = [round(medians[50], 1), round(medians[1949], 1)]
+    return figures
 
 
 async def _served(client: Client, uri: str, line: int, column: int) -> tuple[float, str, str]:
@@ -69,9 +81,11 @@ async def measure_repeat(client: Client, places: list[Position]) -> dict:
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )
         print(f"  repeat {number + 1}/{len(places)} {place.path.name}", file=sys.stderr)
-    result: dict = {f"{key}_ms": summary(values) for key, values in figures.items()}
+    result: dict = {f"{key}_ms": with_interval(values) for key, values in figures.items()}
     shown = [*figures["repeat_after_cold"], *figures["repeat_after_warm"]]
-    result["repeat_ms"] = summary(shown)  # the issue's figure: asking again after a suggestion
+    result["repeat_ms"] = with_interval(
+        shown
+    )  # the issue's figure: asking again after a suggestion
     result["served_by"] = served
     return result
 
@@ -150,7 +164,7 @@ async def measure_fullsync(env: dict, places: list[Position], gguf: Path) -> dic
             await stop(client)
             strokes = [stroke for run in runs[mode] for stroke in run["keystrokes"]]
             result[mode] = {
-                "keystroke_ms": summary([stroke["ms"] for stroke in strokes]),
+                "keystroke_ms": with_interval([stroke["ms"] for stroke in strokes]),
                 "keystrokes_served_by": {
                     path: sum(stroke["served"] == path for stroke in strokes)
                     for path in ("cache", "model", "none")
