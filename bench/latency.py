@@ -1,7 +1,7 @@
 """Completion latency through a real LSP client over stdio, beside raw llama.cpp doing the same.
 
     python bench/latency.py [--positions 60] [--model NAME|PATH] [--json OUT]
-        [--phases typing,prewarm,cancel,remote]
+        [--phases typing,prewarm,cancel,remote,repeat,fullsync]
 
 For each cursor position in real files (Python's standard library and this project), the line is
 cut at the cursor as if being typed, the document is opened in a fresh `hintwise serve`, and:
@@ -24,6 +24,9 @@ cut at the cursor as if being typed, the document is opened in a fresh `hintwise
   with plain httpx: the HTTP engine's overhead over calling the server directly. Then
   cancellations through the HTTP engine, counted on the server (its KV cache, see
   tests/inference_server.py): tokens it generated after the stream was closed.
+* repeat, fullsync (`--phases repeat,fullsync`, see latency_phases.py): the same request asked
+  twice in a row; typing along a suggestion with whole-document `didChange` events beside
+  incremental ones.
 
 The machine is shared and noisy, so docs/performance.md quotes ratios measured side by side in one
 run.
@@ -520,7 +523,7 @@ async def main() -> None:
     print(f"{len(places)} positions, model {gguf.name}, {threads} threads", file=sys.stderr)
 
     phases = set(args.phases.split(","))
-    typing = prewarmed = cancellation = remote = None
+    typing = prewarmed = cancellation = remote = repeat = fullsync = None
     if "typing" in phases:
         raw = RawLlama(str(gguf), threads)
         client = await start(env, {"completion": {"prewarm": False}})
@@ -545,6 +548,15 @@ async def main() -> None:
 
     if "remote" in phases:
         remote = await measure_remote(env, places, gguf, threads)
+    if phases & {"repeat", "fullsync"}:
+        from latency_phases import QUIET, measure_fullsync, measure_repeat
+
+        if "repeat" in phases:
+            client = await start(env, QUIET)
+            repeat = await measure_repeat(client, places)
+            await stop(client)
+        if "fullsync" in phases:
+            fullsync = await measure_fullsync(env, places, gguf)
 
     results = {
         "date": time.strftime("%Y-%m-%d"),
@@ -556,6 +568,8 @@ async def main() -> None:
         "prewarmed_open": prewarmed,
         "cancellation": cancellation,
         "remote": remote,
+        "repeat": repeat,
+        "fullsync": fullsync,
     }
     text = json.dumps(results, indent=2)
     print(text)

@@ -1,12 +1,17 @@
 """Prompt and decode speed by thread count, alone and beside one busy process.
 
     python bench/threads.py [--model NAME|PATH] [--rounds 3] [--json OUT]
+        [--phases speed,cold] [--positions 12]
 
 Why `model.threads` defaults to all cores but one: a laptop is never idle while its owner
 types (the editor, a compiler, a browser). With every core given to llama.cpp, one busy
 process makes its threads wait for each other; one core left free keeps generation steady.
 "busy" here is one process spinning on a core for the whole measurement. Figures are medians
 of `--rounds` runs of `LlamaEngine.measure_speed` (what `hintwise doctor` reports).
+
+`cold` (see cold_threads.py): the first request deep in a standard-library file, a full prompt
+evaluation, with the prompt on one thread, on every core, and as the engine chooses
+(`model.prompt_threads = 0`), idle and beside one busy process, side by side per position.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ def main() -> None:
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--phases", default="speed,cold")
+    parser.add_argument("--positions", type=int, default=12, help="cold: cursor positions")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     settings = from_environment(Settings())
     if Path(args.model).suffix == ".gguf":
         gguf = Path(args.model)
@@ -56,7 +64,7 @@ def main() -> None:
         gguf = model_path(settings)
     cores = os.cpu_count() or 1
     report: dict = {"date": time.strftime("%Y-%m-%d"), "cores": cores, "model": gguf.name}
-    for threads in range(1, cores + 1):
+    for threads in range(1, cores + 1) if "speed" in phases else ():
         report[f"{threads} threads, idle"] = measure(gguf, threads, args.rounds)
         busy = multiprocessing.Process(target=spin, args=(time.monotonic() + 600,), daemon=True)
         busy.start()
@@ -65,6 +73,10 @@ def main() -> None:
         finally:
             busy.terminate()
         print(json.dumps({k: v for k, v in report.items() if "threads" in k}), file=sys.stderr)
+    if "cold" in phases:
+        from cold_threads import measure_cold
+
+        report["cold"] = measure_cold(gguf, args.positions, spin)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

@@ -33,6 +33,8 @@ class ModelSettings:
     """llama.cpp context size in tokens (prompt window + suggestion must fit)."""
     threads: int = 0
     """CPU threads for llama.cpp; 0 = all cores but one (at most 8)."""
+    prompt_threads: int = 0
+    """Threads for a long prompt; 0 = every core while the rest of the machine is idle."""
     gpu_layers: int = 0
     """Layers to offload to a GPU, if llama.cpp was built with one."""
 

@@ -61,6 +61,7 @@ class Completion:
     prompt: list[int] = field(default_factory=list, repr=False)  # the token ids the model saw
     prompt_text: str = field(default="", repr=False)  # the same, as text (markers included)
     evaluated_tokens: int = 0  # prompt tokens llama.cpp actually ran (the rest came from cache)
+    prompt_threads: int = 0  # the most threads a chunk of them ran on (0: not known)
     reused_tokens: int = 0
     generated_tokens: int = 0
     tokens_after_cancel: int = 0

@@ -142,6 +142,7 @@ def load_engine(settings: Settings, notify: Callable[[str], None] = lambda _: No
             name=name,
             n_ctx=settings.model.context_length,
             threads=settings.model.threads,
+            prompt_threads=settings.model.prompt_threads,
             gpu_layers=settings.model.gpu_layers,
         )
     except ModelLoadError as error:

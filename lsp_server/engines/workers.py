@@ -64,6 +64,7 @@ def _spec(settings: Settings, choice: EngineChoice) -> tuple:
         settings.engine,
         model.context_length,
         model.threads,
+        model.prompt_threads,
         model.gpu_layers,
         settings.data_dir,
     )

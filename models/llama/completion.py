@@ -20,6 +20,7 @@ import numpy as np
 from hintwise.models import fim as fim_formats
 from hintwise.models.engine import Completion, CompletionRequest
 from hintwise.models.llama.loading import evaluate, last_logits
+from hintwise.models.llama.threads import BatchThreads
 from hintwise.models.llama.vocabulary import Vocabulary
 from hintwise.models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
 
@@ -34,11 +35,18 @@ class Completer:
     engine keeps it as `live_generated`, which the worker reads when it cancels a request).
     """
 
-    def __init__(self, llm: Llama, vocab: Vocabulary, on_token: Callable[[int], None]):
+    def __init__(
+        self,
+        llm: Llama,
+        vocab: Vocabulary,
+        on_token: Callable[[int], None],
+        threads: BatchThreads | None = None,
+    ):
         self.llm = llm
         self.vocab = vocab
         self.n_ctx = llm.n_ctx()
         self.on_token = on_token
+        self.threads = threads
 
     def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes, int, int]:
         """Prompt tokens, the healed bytes to re-create, the prefix cut and the prompt length."""
@@ -77,9 +85,11 @@ class Completer:
         result.tokenize_ms = (tokenized - started) * 1000
         if not tokens:  # nothing before the cursor and a model without BOS: nothing to go on
             return result
-        reused, evaluated, finished = evaluate(self.llm, tokens, cancelled)
+        reused, evaluated, finished = evaluate(self.llm, tokens, cancelled, self.threads)
         evaluated_at = time.perf_counter()
         result.reused_tokens, result.evaluated_tokens = reused, evaluated
+        if self.threads is not None and self.threads.chosen:
+            result.prompt_threads = max(self.threads.chosen)
         result.prompt_ms = (evaluated_at - tokenized) * 1000
         if not finished:
             result.stop_reason = "cancelled"

@@ -6,6 +6,7 @@ second one, made on first use, for explanations, reviews and scoring, so that th
 evict the completion prompt. The work itself lives beside this module:
 
     loading.py     llama.cpp's log, the AMX workaround, threads, opening a context, cache reuse
+    threads.py     prompt evaluation on every core while the rest of the machine is idle
     vocabulary.py  token pieces, the healing index (`prepare`), constraint token sets
     completion.py  the completion prompt and the constrained greedy loop
     chat.py        the second context: chat templates, grammars, generate(), sampling
@@ -44,6 +45,7 @@ from hintwise.models.llama.loading import (
     open_context,
     route_llama_logs,
 )
+from hintwise.models.llama.threads import BatchThreads
 from hintwise.models.llama.vocabulary import Vocabulary
 from hintwise.models.prompt import PieceIndex
 
@@ -58,6 +60,7 @@ class LlamaEngine:
         n_ctx: int = 4096,
         threads: int = 0,
         gpu_layers: int = 0,
+        prompt_threads: int = 0,
     ):
         path = Path(path)
         started = time.perf_counter()
@@ -83,7 +86,10 @@ class LlamaEngine:
         self.bos = self.vocab.bos
         # Tokens generated so far by the running request; read by the worker when it cancels.
         self.live_generated = 0
-        self._completer = Completer(self.llm, self.vocab, self._count)
+        # Long completion prompts run on every core the machine leaves free (threads.py);
+        # `prompt_threads` > 0 pins their count instead. Generation keeps `threads`.
+        self.prompt_threads = BatchThreads(generation=threads, fixed=prompt_threads)
+        self._completer = Completer(self.llm, self.vocab, self._count, self.prompt_threads)
         self._chat = Chat(path, self.n_ctx, threads, gpu_layers, self.vocab, self._count)
         self.info = ModelInfo(
             name=name or header.name,
@@ -158,6 +164,7 @@ class LlamaEngine:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""
         text = "def add(a, b):\n    return a + b\n\n" * (prompt_tokens // 8 + 1)
         tokens = self.tokenize(text)[:prompt_tokens]
+        self.prompt_threads.apply(self.llm, self.prompt_threads.generation)  # as configured
         self.llm.n_tokens = 0
         started = time.perf_counter()
         for start in range(0, len(tokens), 512):

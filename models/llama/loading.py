@@ -24,6 +24,8 @@ from hintwise.models.files.gguf import read_header
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from hintwise.models.llama.threads import BatchThreads
+
 # Prompt tokens are evaluated in chunks of this many so that a cancelled request stops within one
 # chunk (~0.15 s on 2 cores) instead of finishing a cold 1,000-token prompt.
 PROMPT_CHUNK = 64
@@ -167,20 +169,31 @@ def cached_prefix(llm: Llama, tokens: list[int]) -> int:
     return limit if same.all() else int(np.argmin(same))
 
 
-def evaluate(llm: Llama, tokens: list[int], cancelled: Callable[[], bool]) -> tuple[int, int, bool]:
+def evaluate(
+    llm: Llama,
+    tokens: list[int],
+    cancelled: Callable[[], bool],
+    threads: BatchThreads | None = None,
+) -> tuple[int, int, bool]:
     """Bring the context to `tokens`, reusing the cached prefix, PROMPT_CHUNK tokens at a time
     with a cancellation check before each chunk. Returns (reused, evaluated, finished);
     unfinished means cancelled, with the evaluated part kept in the cache for the next request.
+    With `threads`, each chunk runs with the thread count it chooses (see threads.py);
+    without, with the context's own.
     """
     common = cached_prefix(llm, tokens)
     # The last prompt token is always run again: its logits are what the next token comes from.
     common = min(common, len(tokens) - 1)
     llm.n_tokens = common
     evaluated = 0
+    if threads is not None:
+        threads.start(len(tokens) - common, PROMPT_CHUNK)
     for start in range(common, len(tokens), PROMPT_CHUNK):
         if cancelled():
             return common, evaluated, False
         chunk = tokens[start : start + PROMPT_CHUNK]
+        if threads is not None:
+            threads.apply(llm, threads.next_chunk())
         llm.eval(chunk)
         evaluated += len(chunk)
     return common, evaluated, True
