@@ -4,15 +4,20 @@ The peers' users complain most about suggestions that repeat the code below the 
 close a bracket the line already closes, and that are too small to be worth a glance; this module
 removes those. For multi-line suggestions tree-sitter picks the longest run of whole lines that
 does not add parse errors to the document, so a suggestion cut by the token cap never ends in the
-middle of a statement.
+middle of a statement. A suggestion is also cut where it starts repeating its own lines (a
+model stuck in a loop), and a one-line suggestion that would turn the statement being typed into
+a syntax error is dropped (see statement.py), while one that finishes the statement is shown
+however short it is.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.code.syntax import count_errors
+from hintwise.lsp_server.completion import statement
 from hintwise.lsp_server.completion.context import (
     CursorContext,
     bracket_delta,
@@ -26,6 +31,12 @@ class Finished:
     text: str | None  # None: show nothing
     reason: str  # what was done, for --json and the logs
     repeated: bool = False  # dropped because it copied code already next to the cursor
+    broken: bool = False  # dropped because it would turn the line into a syntax error
+
+    @property
+    def worth_a_second_try(self) -> bool:
+        """Dropped for what the model's runner-up first token may well not do."""
+        return self.repeated or self.broken
 
 
 def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
@@ -69,6 +80,31 @@ def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...
     return None
 
 
+_FLOW = re.compile(r"(return|break|continue|pass|raise|yield|else|try|finally)\b")
+
+
+def _self_repeat(lines: list[str], line_prefix: str) -> int:
+    """How many leading lines to keep: up to the first line that repeats an earlier one.
+
+    A model stuck in a loop writes `print(x, y, z)` again and again. Only lines of real code
+    count (a blank line or a lone `}` or `)` repeats legitimately); the same line at another
+    depth is another statement; and a bare flow statement (`return None` ending two branches,
+    `pass`, `else:`) counts only when it repeats the line just before it.
+    """
+    whole = [(line_prefix + lines[0]).rstrip(), *(line.rstrip() for line in lines[1:])]
+    seen: set[str] = set()
+    previous = ""
+    for index, line in enumerate(whole):
+        code = line.strip()
+        if not any(char.isalnum() for char in code):
+            continue
+        if line == previous or (line in seen and not _FLOW.match(code)):
+            return index
+        seen.add(line)
+        previous = line
+    return len(lines)
+
+
 def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
     """The longest leading run of lines that adds no parse error to the document."""
     tree = document.syntax.tree
@@ -82,6 +118,35 @@ def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[
         if variant is None or count_errors(variant.root_node) <= baseline:
             return lines[:count]
     return lines[:1]
+
+
+def _multi(
+    context: CursorContext, document: Document, text: str, truncated: bool, cut: int | None
+) -> str | Finished:
+    """A multi-line suggestion: whole lines, no repeats, no added parse error."""
+    lines = text.rstrip().split("\n")
+    # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
+    if truncated and len(lines) > 1 and cut is None:
+        lines = lines[:-1]
+    lines = lines[: _self_repeat(lines, context.line_prefix)]
+    repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
+    if repeat == 0:
+        return Finished(None, "repeats the code below the cursor", repeated=True)
+    if repeat is not None:
+        lines = lines[:repeat]
+    lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
+    lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _single(context: CursorContext, text: str) -> str | Finished:
+    text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
+    text = _balance_brackets(context.line_prefix, text)
+    if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
+        return Finished(None, "repeats the next line", repeated=True)
+    return text
 
 
 def finish(
@@ -99,28 +164,18 @@ def finish(
     cut = stop_rule(context, max_lines)(raw)
     text = raw[:cut] if cut is not None else raw
     if context.mode == "multi":
-        lines = text.rstrip().split("\n")
-        # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
-        if truncated and len(lines) > 1 and cut is None:
-            lines = lines[:-1]
-        repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
-        if repeat == 0:
-            return Finished(None, "repeats the code below the cursor", repeated=True)
-        if repeat is not None:
-            lines = lines[:repeat]
-        lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
-        lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
-        while lines and not lines[-1].strip():
-            lines.pop()
-        text = "\n".join(lines)
+        shaped = _multi(context, document, text, truncated, cut)
     else:
-        text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
-        text = _balance_brackets(context.line_prefix, text)
-        if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
-            return Finished(None, "repeats the next line", repeated=True)
+        shaped = _single(context, text)
+    if isinstance(shaped, Finished):
+        return shaped
+    text = shaped
     first_line = (context.line_prefix + text.split("\n", 1)[0]).strip()
     if not context.line_prefix.strip() and first_line == context.previous_line.strip():
         return Finished(None, "repeats the previous line", repeated=True)
-    if len(text.strip()) < min_chars:
+    line = statement.check(context, document, text) if text.strip() else statement.LineCheck()
+    if line.breaks:
+        return Finished(None, "would make the line a syntax error", broken=True)
+    if len(text.strip()) < min_chars and not line.completes:
         return Finished(None, f"fewer than {min_chars} characters")
     return Finished(text, "ok")
