@@ -4,7 +4,8 @@ Tree-sitter answers both by counting parse errors in what-if versions of the doc
 being typed is usually incomplete (`return total(` waits for its argument and `)`), and an
 incomplete line is no reason to hide a suggestion; so both the line as it is and the line with
 the suggestion are first closed the way the user would go on to close them: open quotes and
-brackets closed in order, plus a `:` on a Python block header (`for x in values`). A suggestion
+brackets closed in order, an operand after a trailing operator (`if (a and` continued on the
+next line), a `:` on a Python block header (`for x in values`). A suggestion
 *breaks* the statement when, closed that way, the line with it has more errors than the line
 without it (`return t` + ` = total / len(values)`); no closing fixes that.
 
@@ -16,6 +17,8 @@ bracket open, and the document has fewer errors with it than without it: `)` aft
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from tree_sitter import Node
 
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.code.syntax import count_errors
@@ -75,9 +78,11 @@ def closers(line: str, language_id: str = "python") -> str:
 
 
 def _endings(line: str, language_id: str) -> list[str]:
-    """The ways the user could go on to finish `line` that are tried."""
+    """The ways the user could go on to finish `line` that are tried, likeliest first: close
+    what is open; an operand after a trailing operator (`if (a and` goes on on the next line),
+    written as a placeholder name; a `:` on a Python block header."""
     closing = closers(line, language_id)
-    endings = [closing]
+    endings = [closing, " _" + closing]
     words = line.split(None, 1)
     if (
         language_id == "python"
@@ -85,8 +90,17 @@ def _endings(line: str, language_id: str) -> list[str]:
         and words[0].rstrip(":") in _PYTHON_BLOCKS
         and not (line + closing).rstrip().endswith(":")
     ):
-        endings.append(closing + ":")
+        endings += [closing + ":", " _" + closing + ":"]
     return endings
+
+
+def _error_within(node: Node, start: int, end: int) -> bool:
+    """Is an ERROR or MISSING node within bytes `start:end` (or around them)?"""
+    if node.end_byte < start or node.start_byte > end:
+        return False
+    if node.is_error or node.is_missing:
+        return True
+    return node.has_error and any(_error_within(child, start, end) for child in node.children)
 
 
 class _Errors:
@@ -94,21 +108,43 @@ class _Errors:
 
     def __init__(self, document: Document, start: int, end: int):
         self.document, self.start, self.end = document, start, end
-        self.seen: dict[str, int] = {}
+        self.start_byte = len(document.text[:start].encode("utf-8", errors="surrogatepass"))
+        self.seen: dict[str, tuple[int, bool]] = {}
 
-    def __call__(self, line: str) -> int:
+    def _judge(self, line: str) -> tuple[int, bool]:
+        """Errors in the document with `line` in place, and whether one touches the line."""
         if line not in self.seen:
             tree = self.document.syntax.edited_variant(self.start, self.end, line)
-            self.seen[line] = 0 if tree is None else count_errors(tree.root_node)
+            if tree is None:
+                self.seen[line] = (0, False)
+            else:
+                end_byte = self.start_byte + len(line.encode("utf-8", errors="surrogatepass"))
+                touched = _error_within(tree.root_node, self.start_byte, end_byte)
+                self.seen[line] = (count_errors(tree.root_node), touched)
         return self.seen[line]
 
-    def closed(self, line: str, language_id: str) -> int:
-        """The fewest errors among the ways of finishing `line`."""
-        return min(self(line + ending) for ending in _endings(line, language_id))
+    def __call__(self, line: str) -> int:
+        return self._judge(line)[0]
+
+    def closed(self, line: str, language_id: str, enough: int = 0) -> tuple[int, bool]:
+        """The fewest errors among the ways of finishing `line`, and whether an error touches
+        the line that way; the search stops at the first way with no more than `enough`
+        errors (usually the first way tried)."""
+        best = (0, False)
+        for number, ending in enumerate(_endings(line, language_id)):
+            judged = self._judge(line + ending)
+            best = judged if number == 0 or judged[0] < best[0] else best
+            if best[0] <= enough:
+                break
+        return best
 
 
 def check(context: CursorContext, document: Document, text: str) -> LineCheck:
-    """Judge a one-line suggestion `text` at the cursor of `context` (no tree: no judgement)."""
+    """Judge a one-line suggestion `text` at the cursor of `context` (no tree: no judgement).
+
+    Only a line that parses cleanly once closed can be broken: inside a bracket left open
+    above it, say, error recovery spans many lines and error counts say little about the line.
+    """
     tree = document.syntax.tree
     if tree is None or "\n" in text or document.syntax.text != document.text:
         return LineCheck()
@@ -117,7 +153,8 @@ def check(context: CursorContext, document: Document, text: str) -> LineCheck:
     before = context.line_prefix + context.line_suffix
     after = context.line_prefix + text + context.line_suffix
     language = context.language_id
-    breaks = errors.closed(after, language) > errors.closed(before, language)
+    baseline, unclear = errors.closed(before, language)
+    breaks = not unclear and errors.closed(after, language, enough=baseline)[0] > baseline
     completes = (
         not breaks
         and not context.line_suffix.strip()
