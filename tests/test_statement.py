@@ -45,6 +45,13 @@ INCOMPLETE_OR_FINE = [
     (MEAN, 'return f"{|', "total}"),
     (MEAN, "raise Value|", "Error('x')"),
     ("function f(a) {\n  if (a|\n}\n", "", ") {", "javascript"),
+    (  # a call left open above (pprint.py, cut as while typing): too broken to judge
+        "class P:\n    def f(self, obj, stream, context, level):\n"
+        "        self._format_items(obj, stream, 2,\n                           context, |\n"
+        "        rml = self._repr(obj.maxlen, context, level)\n        stream.write(rml)\n",
+        "",
+        "level",
+    ),
 ]
 
 COMPLETES = [
