@@ -80,28 +80,31 @@ def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...
     return None
 
 
-_FLOW = re.compile(r"(return|break|continue|pass|raise|yield|else|try|finally)\b")
+_FLOW = re.compile(r"(pass|break|continue|return|raise)\b")
 
 
 def _self_repeat(lines: list[str], line_prefix: str) -> int:
-    """How many leading lines to keep: up to the first line that repeats an earlier one.
+    """How many leading lines to keep: up to the first line where the suggestion starts
+    writing itself again.
 
-    A model stuck in a loop writes `print(x, y, z)` again and again. Only lines of real code
-    count (a blank line or a lone `}` or `)` repeats legitimately); the same line at another
-    depth is another statement; and a bare flow statement (`return None` ending two branches,
-    `pass`, `else:`) counts only when it repeats the line just before it.
+    A model stuck in a loop writes `print(x, y, z)` again and again, or the same two lines
+    over and over. Only lines of real code count (a blank line or a lone `}` or `)` repeats
+    legitimately); the same line at another depth is another statement. Real code does repeat
+    single lines (`except ValueError:` after two `try` blocks, `print()`), so a line counts
+    only when it repeats the line just before it, or when the line after it repeats too and
+    is more than a flow statement (`except ValueError:` then `pass`, twice, is real code).
     """
     whole = [(line_prefix + lines[0]).rstrip(), *(line.rstrip() for line in lines[1:])]
-    seen: set[str] = set()
-    previous = ""
-    for index, line in enumerate(whole):
-        code = line.strip()
-        if not any(char.isalnum() for char in code):
-            continue
-        if line == previous or (line in seen and not _FLOW.match(code)):
+    code = [index for index, line in enumerate(whole) if any(ch.isalnum() for ch in line)]
+    first_seen: dict[str, int] = {}
+    for position, index in enumerate(code):
+        line = whole[index]
+        earlier = first_seen.setdefault(line, position)
+        again = position and whole[code[position - 1]] == line
+        follows = whole[code[position + 1]] if earlier < position < len(code) - 1 else ""
+        cycle = bool(follows) and follows == whole[code[earlier + 1]]
+        if again or (cycle and not _FLOW.match(follows.strip())):
             return index
-        seen.add(line)
-        previous = line
     return len(lines)
 
 
