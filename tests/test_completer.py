@@ -505,6 +505,61 @@ async def test_the_runner_up_is_asked_for_only_once(start):
     assert len(engine.requests) == 2 and len(result.attempts) == 2
 
 
+# -- the statement being typed: never broken, shown when finished (issue 12, defects 4 and 7) --
+
+MEAN = """def mean(values):
+    total = sum(values)
+    return t|
+"""
+
+
+async def test_a_suggestion_that_breaks_the_line_is_replaced_by_the_runner_up(start):
+    # Neovim: `return t` + ` = total / len(values)` would be `return t = total / len(values)`.
+    completer, engine = start([" = total / len(values)", "otal / len(values)"])
+    doc, offset = document(MEAN)
+    result = await completer.complete(doc, offset, SETTINGS, automatic=True)
+    assert result.text == "otal / len(values)"
+    assert result.reason == "ok (second choice)"
+    assert engine.requests[1].banned_first == frozenset({first_token(" = total")})
+    assert completer.counters.model_calls == 2
+
+
+async def test_a_broken_runner_up_is_not_shown_either(start):
+    completer, engine = start([" = total / len(values)", ".count = 0", "otal"])
+    doc, offset = document(MEAN)
+    result = await completer.complete(doc, offset, SETTINGS, automatic=False)
+    assert result.text is None and result.id is None
+    assert result.reason == "would make the line a syntax error (second choice)"
+    assert len(engine.requests) == 2
+
+
+@pytest.mark.parametrize("automatic", [True, False])
+@pytest.mark.parametrize(
+    ("source", "answer"),
+    [
+        ("if n < 2:\n    n = 2\nelse|\n    n += 1\n", ":"),
+        ("try:\n    n = int(s)\nexcept ValueError as |\n    n = 0\n", "e:"),
+        ("total = sum(values|\n", ")"),
+    ],
+)
+async def test_a_short_answer_that_finishes_the_statement_is_shown(
+    start, source, answer, automatic
+):
+    completer, engine = start([answer + "\n"])
+    doc, offset = document(source)
+    result = await completer.complete(doc, offset, SETTINGS, automatic=automatic)
+    assert result.text == answer and result.reason == "ok"
+    assert len(engine.requests) == 1
+
+
+async def test_a_multi_line_answer_that_repeats_itself_is_cut(start):
+    completer, _ = start(["print(x, y, z)\n    print(x, y, z)\n    print(x, y, z)\n"])
+    doc, offset = document("def show(x, y, z):\n    |\n")
+    result = await completer.complete(doc, offset, SETTINGS, automatic=False)
+    assert result.mode == "multi"
+    assert result.text == "print(x, y, z)"
+
+
 # -- supersession and cancellation -----------------------------------------------------------
 
 

@@ -60,3 +60,27 @@ async def test_latency_parts_add_up(completer):
     assert result.text.strip() == "return False"
     parts = result.latency_ms
     assert parts["total"] >= parts["prompt"] + parts["generate"]
+
+
+FINISHING = [
+    "def parse(text):\n    try:\n        return int(text)\n    except ValueError as |\n"
+    "        return None\n",
+    "def sign(x):\n    if x < 0:\n        return -1\n    else|\n        return 1\n",
+    "import os\n\n\ndef exists(path):\n    return os.path.exists(path|\n",
+]
+
+
+async def test_short_answers_that_finish_the_statement_are_shown_and_never_break_it(completer):
+    # Here Gemma answers `e:`, `:` and `)`, which the 3-character minimum used to drop.
+    from hintwise.lsp_server.completion import context, statement
+
+    shown = 0
+    for number, source in enumerate(FINISHING):
+        result = await ask(completer, source, uri=f"file:///finishing{number}.py")
+        if result.text is None:
+            continue
+        shown += 1
+        document = Document("file:///check.py", "python", 1, source.replace("|", "", 1))
+        ctx = context.build(document, source.index("|"), SETTINGS, automatic=False)
+        assert not statement.check(ctx, document, result.text).breaks
+    assert shown >= 2

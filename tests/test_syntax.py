@@ -90,3 +90,25 @@ def test_error_counting():
     syntax = DocumentSyntax("python")
     assert count_errors(syntax.update("def f():\n    return 1\n").root_node) == 0
     assert count_errors(syntax.update("def f(:\n    return 1\n").root_node) > 0
+
+
+def test_a_what_if_edit_parses_like_a_fresh_parse_and_leaves_the_document_alone():
+    source = (Path(__file__).parent.parent / "lsp_server" / "completion" / "context.py").read_text()
+    syntax = DocumentSyntax("python")
+    tree = syntax.update(source)
+    before = str(tree.root_node)
+    line = source.index("    return width\n")
+    edits = [
+        (line, line + 16, "    return width = 2"),  # an error
+        (line, line + 16, "    return (width"),  # an open bracket
+        (line, line, "é😋 "),  # characters of several UTF-8 and UTF-16 widths
+        (0, 0, "x = 'é😋'\n"),
+        (len(source), len(source), "\ndef extra(:\n"),
+    ]
+    for start, end, replacement in edits:
+        variant = syntax.edited_variant(start, end, replacement)
+        fresh = syntax.parse_variant(source[:start] + replacement + source[end:])
+        assert str(variant.root_node) == str(fresh.root_node)
+        assert count_errors(variant.root_node) == count_errors(fresh.root_node)
+    assert syntax.tree is tree and str(tree.root_node) == before and syntax.text == source
+    assert DocumentSyntax("plaintext").edited_variant(0, 0, "x") is None

@@ -199,6 +199,26 @@ class DocumentSyntax:
             return None
         return Parser(language).parse(text.encode("utf-8", errors="surrogatepass"))
 
+    def edited_variant(self, start: int, end: int, replacement: str) -> Tree | None:
+        """A what-if tree of the current text with characters `start:end` replaced, reparsed
+        incrementally from a copy of the current tree: a few hundred microseconds where a full
+        parse of a long file takes milliseconds, so a suggestion can be tried several ways."""
+        if self.tree is None or self._parser is None:
+            return None
+        old = self.text
+        new = old[:start] + replacement + old[end:]
+        start_byte = len(old[:start].encode("utf-8", errors="surrogatepass"))
+        tree = self.tree.copy()
+        tree.edit(
+            start_byte=start_byte,
+            old_end_byte=start_byte + len(old[start:end].encode("utf-8", errors="surrogatepass")),
+            new_end_byte=start_byte + len(replacement.encode("utf-8", errors="surrogatepass")),
+            start_point=_point(old, start),
+            old_end_point=_point(old, end),
+            new_end_point=_point(new, start + len(replacement)),
+        )
+        return self._parser.parse(new.encode("utf-8", errors="surrogatepass"), tree)
+
 
 def count_errors(node: Node) -> int:
     """ERROR and MISSING nodes under `node`, visiting only subtrees that contain errors."""

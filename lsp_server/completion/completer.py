@@ -245,7 +245,8 @@ class Completer:
         started: float,
     ) -> _Attempt | Result:
         """Ask the model; once more for its runner-up when the best answer only copied the code
-        that is already there (the prompt is cached: that costs only the generation). A Result
+        that is already there or would have made the line a syntax error (the prompt is cached:
+        that costs only the generation). A Result
         when there is nothing to post-process (superseded, cancelled, no model)."""
         uri = document.uri
         self.worker.cancel_key(f"warm:{uri}")
@@ -272,7 +273,8 @@ class Completer:
             )
             latency["postprocess"] += (time.perf_counter() - generated) * 1000
             first = completion.first_content_token
-            if finished.text or not finished.repeated or first is None or len(attempts) == 2:
+            retry = finished.worth_a_second_try and len(attempts) < 2
+            if finished.text or not retry or first is None:
                 return _Attempt(completion, finished, tuple(attempts), bool(request.banned_first))
             request = dataclasses.replace(request, banned_first=request.banned_first | {first})
 

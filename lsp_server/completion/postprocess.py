@@ -4,15 +4,20 @@ The peers' users complain most about suggestions that repeat the code below the 
 close a bracket the line already closes, and that are too small to be worth a glance; this module
 removes those. For multi-line suggestions tree-sitter picks the longest run of whole lines that
 does not add parse errors to the document, so a suggestion cut by the token cap never ends in the
-middle of a statement.
+middle of a statement. A suggestion is also cut where it starts repeating its own lines (a
+model stuck in a loop), and a one-line suggestion that would turn the statement being typed into
+a syntax error is dropped (see statement.py), while one that finishes the statement is shown
+however short it is.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.code.syntax import count_errors
+from hintwise.lsp_server.completion import statement
 from hintwise.lsp_server.completion.context import (
     CursorContext,
     bracket_delta,
@@ -27,6 +32,12 @@ class Finished:
     text: str | None  # None: show nothing
     reason: str  # what was done, for --json and the logs
     repeated: bool = False  # dropped because it copied code already next to the cursor
+    broken: bool = False  # dropped because it would turn the line into a syntax error
+
+    @property
+    def worth_a_second_try(self) -> bool:
+        """Dropped for what the model's runner-up first token may well not do."""
+        return self.repeated or self.broken
 
 
 def _strip_line_suffix_overlap(first_line: str, line_suffix: str) -> str:
@@ -70,6 +81,34 @@ def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...
     return None
 
 
+_FLOW = re.compile(r"(pass|break|continue|return|raise)\b")
+
+
+def _self_repeat(lines: list[str], line_prefix: str) -> int:
+    """How many leading lines to keep: up to the first line where the suggestion starts
+    writing itself again.
+
+    A model stuck in a loop writes `print(x, y, z)` again and again, or the same two lines
+    over and over. Only lines of real code count (a blank line or a lone `}` or `)` repeats
+    legitimately); the same line at another depth is another statement. Real code does repeat
+    single lines (`except ValueError:` after two `try` blocks, `print()`), so a line counts
+    only when it repeats the line just before it, or when the line after it repeats too and
+    is more than a flow statement (`except ValueError:` then `pass`, twice, is real code).
+    """
+    whole = [(line_prefix + lines[0]).rstrip(), *(line.rstrip() for line in lines[1:])]
+    code = [index for index, line in enumerate(whole) if any(ch.isalnum() for ch in line)]
+    first_seen: dict[str, int] = {}
+    for position, index in enumerate(code):
+        line = whole[index]
+        earlier = first_seen.setdefault(line, position)
+        again = position and whole[code[position - 1]] == line
+        follows = whole[code[position + 1]] if earlier < position < len(code) - 1 else ""
+        cycle = bool(follows) and follows == whole[code[earlier + 1]]
+        if again or (cycle and not _FLOW.match(follows.strip())):
+            return index
+    return len(lines)
+
+
 def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
     """The longest leading run of lines that adds no parse error to the document."""
     tree = document.syntax.tree
@@ -101,12 +140,41 @@ def _line_above(context: CursorContext, document: Document, line: str) -> str | 
         return Finished(None, "repeats the code on this line", repeated=True)
     if context.indent_blocks and opens_block(line, context.language_id):
         # The code right of the cursor would become its body, at the wrong depth.
-        return Finished(None, "the new line opens a block with no body", repeated=True)
+        return Finished(None, "the new line opens a block with no body", broken=True)
     if not line.strip():
         return line
     text = line + "\n" + context.line_prefix  # the code right of the cursor keeps its place
     if _adds_errors(document, context.offset, text):
-        return Finished(None, "the new line would not parse", repeated=True)
+        return Finished(None, "the new line would not parse", broken=True)
+    return text
+
+
+def _multi(
+    context: CursorContext, document: Document, text: str, truncated: bool, cut: int | None
+) -> str | Finished:
+    """A multi-line suggestion: whole lines, no repeats, no added parse error."""
+    lines = text.rstrip().split("\n")
+    # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
+    if truncated and len(lines) > 1 and cut is None:
+        lines = lines[:-1]
+    lines = lines[: _self_repeat(lines, context.line_prefix)]
+    repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
+    if repeat == 0:
+        return Finished(None, "repeats the code below the cursor", repeated=True)
+    if repeat is not None:
+        lines = lines[:repeat]
+    lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
+    lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _single(context: CursorContext, text: str) -> str | Finished:
+    text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
+    text = _balance_brackets(context.line_prefix, text)
+    if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
+        return Finished(None, "repeats the next line", repeated=True)
     return text
 
 
@@ -125,33 +193,21 @@ def finish(
     cut = stop_rule(context, max_lines)(raw)
     text = raw[:cut] if cut is not None else raw
     if context.mode == "multi":
-        lines = text.rstrip().split("\n")
-        # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
-        if truncated and len(lines) > 1 and cut is None:
-            lines = lines[:-1]
-        repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
-        if repeat == 0:
-            return Finished(None, "repeats the code below the cursor", repeated=True)
-        if repeat is not None:
-            lines = lines[:repeat]
-        lines[0] = _strip_line_suffix_overlap(lines[0], context.line_suffix)
-        lines = _syntactic_lines(document, context.offset, [line.rstrip() for line in lines])
-        while lines and not lines[-1].strip():
-            lines.pop()
-        text = "\n".join(lines)
+        shaped = _multi(context, document, text, truncated, cut)
     elif context.inserts_line:
-        above = _line_above(context, document, text.rstrip())
-        if isinstance(above, Finished):
-            return above
-        text = above
+        shaped = _line_above(context, document, text.rstrip())
     else:
-        text = _strip_line_suffix_overlap(text.rstrip(), context.line_suffix)
-        text = _balance_brackets(context.line_prefix, text)
-        if _repeat_start([text], context.line_prefix, context.next_lines) == 0:
-            return Finished(None, "repeats the next line", repeated=True)
+        shaped = _single(context, text)
+    if isinstance(shaped, Finished):
+        return shaped
+    text = shaped
     first_line = (context.line_prefix + text.split("\n", 1)[0]).strip()
     if not context.line_prefix.strip() and first_line == context.previous_line.strip():
         return Finished(None, "repeats the previous line", repeated=True)
-    if len(text.strip()) < min_chars:
+    judged = text.strip() and not context.inserts_line  # a line above was parsed whole
+    line = statement.check(context, document, text) if judged else statement.LineCheck()
+    if line.breaks:
+        return Finished(None, "would make the line a syntax error", broken=True)
+    if len(text.strip()) < min_chars and not line.completes:
         return Finished(None, f"fewer than {min_chars} characters")
     return Finished(text, "ok")
