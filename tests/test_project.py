@@ -143,7 +143,10 @@ def test_definitions_of_a_file_that_does_not_parse_keep_what_does():
 
 
 def test_imports_relative_aliased_and_inside_functions():
-    source = "from .util import a, b as c\nfrom . import mod\ndef f():\n    from ..pkg.m import (d,\n e)\n"
+    source = (
+        "from .util import a, b as c\nfrom . import mod\n"
+        "def f():\n    from ..pkg.m import (d,\n e)\n"
+    )
     found = [(i.module, i.level, i.name, i.alias) for i in definitions.imports(source)]
     assert found == [
         ("util", 1, "a", "a"),
