@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--project-tokens", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prefix-tokens", type=int, default=1024)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -222,9 +223,14 @@ def main() -> None:
     settings = Settings(model=type(settings.model)(name=args.model), data_dir=settings.data_dir)
     gguf = model_path(settings, lambda message: print(message, file=sys.stderr))
     arms = {
-        "without": CompletionSettings(time_limit_ms=20000, prewarm=False, project_tokens=0),
+        "without": CompletionSettings(
+            time_limit_ms=20000, prewarm=False, project_tokens=0, prefix_tokens=args.prefix_tokens
+        ),
         "with": CompletionSettings(
-            time_limit_ms=20000, prewarm=False, project_tokens=args.project_tokens
+            time_limit_ms=20000,
+            prewarm=False,
+            project_tokens=args.project_tokens,
+            prefix_tokens=args.prefix_tokens,
         ),
     }
     worker = ModelWorker(lambda: LlamaEngine(gguf, threads=args.threads)).start()
@@ -233,18 +239,26 @@ def main() -> None:
     completer = Completer(worker)
     answers: dict[str, list[dict]] = {arm: [] for arm in arms}
 
+    started = time.perf_counter()
+
     async def run_all() -> None:
         for number, case in enumerate(cases):
             order = list(arms) if number % 2 == 0 else list(reversed(arms))
             for arm in order:
                 answers[arm].append(await ask(completer, case, arms[arm], arm, number))
-            if number % 10 == 9:
-                print(f"{number + 1}: {_summary(answers)}", file=sys.stderr, flush=True)
+            # Saved after every case: a run stopped early still reports what it measured.
+            report = _report(args, cases[: number + 1], answers, started)
+            if args.json is not None:
+                args.json.write_text(json.dumps(report, indent=2))
+            print(f"{number + 1}: {json.dumps(_summary(answers))}", file=sys.stderr, flush=True)
 
-    started = time.perf_counter()
     asyncio.run(run_all())
     worker.stop()
-    report = {
+    print(json.dumps(_report(args, cases, answers, started), indent=2))
+
+
+def _report(args, cases: list[Case], answers: dict[str, list[dict]], started: float) -> dict:
+    return {
         "date": time.strftime("%Y-%m-%d"),
         "model": args.model,
         "cases": len(cases),
@@ -252,6 +266,8 @@ def main() -> None:
             name: sum(1 for c in cases if c.package == name) for name in args.packages.split(",")
         },
         "project_tokens": args.project_tokens,
+        "prefix_tokens": args.prefix_tokens,
+        "threads": args.threads,
         "minutes": round((time.perf_counter() - started) / 60, 1),
         **_summary(answers),
         "examples": [
@@ -264,9 +280,6 @@ def main() -> None:
             for i, case in enumerate(cases[:12])
         ],
     }
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
 
 
 def _summary(answers: dict[str, list[dict]]) -> dict:
