@@ -55,7 +55,7 @@ async def test_a_definition_from_another_open_file_reaches_the_prompt(server_env
     for name, text in (("widgets.py", WIDGETS), ("main.py", MAIN)):
         (package / name).write_text(text)
     main_uri = (package / "main.py").as_uri()
-    async with session(server_env) as client:
+    async with session(server_env, {"completion.project_tokens": 512}) as client:
         open_document(client, (package / "widgets.py").as_uri(), WIDGETS)
         open_document(client, main_uri, MAIN)
         await wait_ready(client)
