@@ -47,6 +47,10 @@ class CompletionSettings:
     """Model tokens of code before the cursor in the prompt (cut at a line start)."""
     suffix_tokens: int = 128
     """Model tokens of code after the cursor, for models with FIM tokens."""
+    project_tokens: int = 0
+    """Model tokens of the rest of the project put before the file: recently viewed chunks of
+    other files and the definitions of names imported from them (0 = off; off by default: no
+    measured gain with the bundled model, see docs/performance.md; try 512 with a larger one)."""
     max_tokens: int = 64
     """Most tokens generated for one suggestion."""
     max_lines: int = 8

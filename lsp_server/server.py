@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -20,7 +21,7 @@ from pygls.lsp.server import LanguageServer
 from hintwise import __version__
 from hintwise.lsp_server import config
 from hintwise.lsp_server.clock import Clock, LoopClock, ManualClock, Timer
-from hintwise.lsp_server.code.documents import Document, DocumentStore
+from hintwise.lsp_server.code.documents import Document, DocumentStore, uri_path
 from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.engines.workers import EnginePool
 from hintwise.lsp_server.explain.state import ExplanationState
@@ -69,6 +70,27 @@ class HintwiseServer(LanguageServer):
         self.reviews = ReviewState()
         self.explanations = ExplanationState()
         self.cursor_timers: dict[str, Timer] = {}
+        self.completer.project.open_text = self.open_text
+        self.completer.project.schedule = self._in_background
+
+    def set_workspace(self, params: types.InitializeParams) -> None:
+        """The workspace folders (or root) whose Python files give definitions to prompts."""
+        uris = [folder.uri for folder in params.workspace_folders or []]
+        if not uris and params.root_uri:
+            uris = [params.root_uri]
+        roots = [uri_path(uri) for uri in uris]
+        self.completer.project.roots = [root for root in roots if root is not None]
+
+    def open_text(self, path: Path) -> str | None:
+        """The text of the open document at a file path, if one is open there."""
+        return self.documents.text_at(path)
+
+    def _in_background(self, job: Callable[[], None]) -> None:
+        """Run file reading off the event loop (inline before the loop exists)."""
+        if self.loop is None or self.loop.is_closed():
+            job()
+        else:
+            self.loop.run_in_executor(None, job)
 
     # -- settings --------------------------------------------------------------------------
 

@@ -47,6 +47,11 @@ class CompletionRequest:
     # file's), e.g. at column 0 inside an indented block, where an editor would have
     # auto-indented. Empty: no constraint.
     indent_first: str = ""
+    # Text put before the prefix (other files: recently viewed chunks, definitions of names
+    # used here), within its own token budget. The caller changes it only for a reason (another
+    # file viewed or saved), never per keystroke, so the prompt cache survives typing.
+    preamble: str = ""
+    preamble_budget: int = 512
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Completion:
     generated_tokens: int = 0
     tokens_after_cancel: int = 0
     prefix_cut: int = 0  # characters the window dropped from the start of the request's prefix
+    preamble_tokens: int = 0  # prompt tokens taken by the request's preamble
     healed: str = ""  # text backed off by token healing and re-created by the model
     first_content_token: int | None = None  # the first generated token that is not whitespace
     tokenize_ms: float = 0.0

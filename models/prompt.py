@@ -65,6 +65,15 @@ def fit_suffix(tokenize: Tokenize, suffix: str, budget: int) -> list[int]:
     return tokenize(kept)[:budget]
 
 
+def fit_preamble(tokenize: Tokenize, preamble: str, budget: int) -> list[int]:
+    """Tokens of the end of `preamble` within `budget`, cut at a line start (its start holds
+    what the caller ranked least useful). The same text always gives the same tokens, which is
+    what keeps the prompt cache valid while the preamble does not change."""
+    if budget <= 0 or not preamble:
+        return []
+    return fit_prefix(tokenize, preamble, budget).tokens
+
+
 class PieceIndex:
     """Every vocabulary piece as bytes, sorted, to find the tokens that start with some bytes."""
 

@@ -3,6 +3,7 @@ token healing. These call the model directly (no LSP) so the counts are exact.""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -180,3 +181,39 @@ def test_at_column_zero_inside_a_block_the_suggestion_starts_with_real_indentati
     indent = len(result.text) - len(result.text.lstrip(" \t"))
     assert result.text.strip(), result
     assert indent >= 4 and indent % 4 == 0, repr(result.text)
+
+
+PREAMBLE = '''# path: pkg/widgets.py
+def frobnicate_widgets(count: int, *, colour: str) -> list:
+    """Make `count` widgets of one colour."""
+    ...
+
+'''
+
+
+def test_the_preamble_comes_first_and_survives_typing(gemma_engine):
+    """Other files' text goes before the prefix; typing after it reuses it from the cache."""
+    prefix = "def build():\n    result = frob"
+    request = CompletionRequest(prefix=prefix, preamble=PREAMBLE, stop=first_line, time_limit_s=30)
+    result = gemma_engine.complete(request, never)
+    assert result.preamble_tokens == len(gemma_engine.tokenize(PREAMBLE))
+    assert result.prompt_text.index("# path: pkg/widgets.py") < result.prompt_text.index("build")
+    assert result.text.startswith("nicate_widgets(")  # the name exists only in the preamble
+    typed = gemma_engine.complete(
+        CompletionRequest(prefix=prefix + "n", preamble=PREAMBLE, stop=first_line, max_tokens=1),
+        never,
+    )
+    assert typed.reused_tokens >= typed.preamble_tokens
+    assert typed.evaluated_tokens <= 3
+
+
+def test_a_preamble_over_its_budget_keeps_its_end_from_a_line_start(gemma_engine):
+    preamble = "".join(f"value_{n} = {n}\n" for n in range(200))
+    request = CompletionRequest(prefix="x = ", preamble=preamble, preamble_budget=100, max_tokens=1)
+    result = gemma_engine.complete(request, never)
+    assert 0 < result.preamble_tokens <= 100
+    kept = result.prompt_text[: result.prompt_text.rindex("x =")].removeprefix("<bos>")
+    assert kept.endswith("value_199 = 199\n") and kept.startswith("value_")
+    assert preamble.endswith(kept) and len(kept) < len(preamble)
+    off = gemma_engine.complete(dataclasses.replace(request, preamble_budget=0), never)
+    assert off.preamble_tokens == 0 and "value_" not in off.prompt_text

@@ -172,6 +172,13 @@ class DocumentStore:
     def close(self, uri: str) -> None:
         self._documents.pop(uri, None)
 
+    def text_at(self, path: Path) -> str | None:
+        """The text of the open document at a file path, or None."""
+        for uri, document in self._documents.items():
+            if uri_path(uri) == path:
+                return document.text
+        return None
+
     def __len__(self) -> int:
         return len(self._documents)
 

@@ -20,6 +20,7 @@ from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.completion import context as cursor_context
 from hintwise.lsp_server.completion import postprocess
 from hintwise.lsp_server.completion.cache import TypingCache
+from hintwise.lsp_server.completion.project import Project
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings
 from hintwise.lsp_server.gate.keeper import Gatekeeper, Verdict
@@ -85,14 +86,23 @@ class Completer:
         self.anchors: dict[str, int] = {}
         self.cache = TypingCache()
         self.counters = Counters()
+        # Other files' chunks and definitions before this one's (the server feeds its events).
+        self.project = Project()
 
     def forget(self, uri: str) -> None:
         self.anchors.pop(uri, None)
         self.cache.forget(uri)
 
     def _request(
-        self, ctx: cursor_context.CursorContext, settings: CompletionSettings, warm: bool = False
+        self,
+        ctx: cursor_context.CursorContext,
+        settings: CompletionSettings,
+        warm: bool = False,
+        document: Document | None = None,
     ) -> CompletionRequest:
+        preamble = ""
+        if document is not None and settings.project_tokens > 0:
+            preamble = self.project.preamble(document, ctx.offset, settings.project_tokens)
         return CompletionRequest(
             prefix=ctx.prefix,
             suffix=ctx.suffix,
@@ -105,6 +115,8 @@ class Completer:
             warm_only=warm,
             avoid_first=ctx.comment_markers() if ctx.code_expected() else (),
             indent_first=ctx.indent_char() if ctx.needs_indent() else "",
+            preamble=preamble,
+            preamble_budget=settings.project_tokens,
         )
 
     def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:
@@ -116,7 +128,7 @@ class Completer:
         )
         if document.looks_binary():
             return
-        request = self._request(ctx, settings, warm=True)
+        request = self._request(ctx, settings, warm=True, document=document)
         uri = document.uri
 
         def warm(engine, cancelled):
@@ -250,7 +262,7 @@ class Completer:
         when there is nothing to post-process (superseded, cancelled, no model)."""
         uri = document.uri
         self.worker.cancel_key(f"warm:{uri}")
-        request = self._request(ctx, settings)
+        request = self._request(ctx, settings, document=document)
         latency.update(queue=0.0, tokenize=0.0, prompt=0.0, generate=0.0, postprocess=0.0)
         attempts: list[int] = []
         while True:

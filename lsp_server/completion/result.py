@@ -64,6 +64,7 @@ class Result:
                 "prompt": engine.prompt_tokens if engine else 0,
                 "evaluated": engine.evaluated_tokens if engine else 0,
                 "reused": engine.reused_tokens if engine else 0,
+                "preamble": engine.preamble_tokens if engine else 0,
                 "generated": engine.generated_tokens if engine else 0,
                 "generated_per_attempt": list(self.attempts),
             },

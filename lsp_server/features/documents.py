@@ -36,6 +36,7 @@ def did_open(ls: HintwiseServer, params: types.DidOpenTextDocumentParams) -> Non
         language = language_for_path(item.uri)
     document = ls.documents.open(item.uri, language, item.version, item.text)
     document.edited_at = time.monotonic()
+    ls.completer.project.opened(document)
     settings = ls.settings.completion
     ls.completer.prewarm(document, opening_offset(document, settings.prefix_tokens), settings)
 
@@ -78,10 +79,14 @@ def did_move_cursor(ls: HintwiseServer, params: Any) -> None:
     place = protocol.cursor_place(params)
     document = ls.documents.get(place[0]) if place is not None else None
     if place is not None and document is not None:
+        ls.completer.project.visited(document, document.offset_at(place[1], place[2]))
         ls.prewarm_when_resting(document, place[1], place[2])
 
 
 def did_close(ls: HintwiseServer, params: types.DidCloseTextDocumentParams) -> None:
+    document = ls.documents.get(params.text_document.uri)
+    if document is not None:
+        ls.completer.project.closed(document)
     ls.closed(params.text_document.uri)
 
 

@@ -44,6 +44,7 @@ async def fetch_configuration(ls: HintwiseServer) -> dict | None:
 def initialize(ls: HintwiseServer, params: types.InitializeParams) -> None:
     encoding = ls.workspace.position_encoding or types.PositionEncodingKind.Utf16
     ls.documents.encoding = str(getattr(encoding, "value", encoding))
+    ls.set_workspace(params)
     ls.start(settings_section(params.initialization_options))
 
 

@@ -127,7 +127,10 @@ async def _review_units(
 async def did_save(ls: HintwiseServer, params: types.DidSaveTextDocumentParams) -> None:
     """A review started by a save: problems are messages, never errors to the client."""
     uri = params.text_document.uri
-    if not ls.settings.review.on_save or ls.documents.get(uri) is None:
+    saved = ls.documents.get(uri)
+    if saved is not None:
+        ls.completer.project.saved(saved)  # a chunk of it for other files' prompts
+    if not ls.settings.review.on_save or saved is None:
         return
     try:
         await review_document(ls, uri)

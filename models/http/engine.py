@@ -225,7 +225,7 @@ class HttpEngine:
         suffix = request.suffix[: request.suffix_budget * CHARS_PER_TOKEN]
         if len(request.suffix) > len(suffix) and "\n" in suffix:
             suffix = suffix[: suffix.rfind("\n") + 1]
-        return prefix[cut:], suffix, cut
+        return _preamble_window(request) + prefix[cut:], suffix, cut
 
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> Completion:
         started = time.perf_counter()
@@ -338,6 +338,19 @@ class HttpEngine:
 
     def close(self) -> None:
         self._transport.close()
+
+
+def _preamble_window(request: CompletionRequest) -> str:
+    """The end of the request's preamble within its budget, cut at a line start (the same text
+    for the same preamble, so the server's prompt cache stays valid)."""
+    preamble = request.preamble
+    budget = request.preamble_budget * CHARS_PER_TOKEN
+    if budget <= 0:
+        return ""
+    if len(preamble) > budget:
+        start = preamble.find("\n", len(preamble) - budget)
+        preamble = preamble[start + 1 :] if start >= 0 else preamble[-budget:]
+    return preamble
 
 
 def _completion_payload(

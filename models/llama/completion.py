@@ -22,7 +22,7 @@ from hintwise.models.engine import Completion, CompletionRequest
 from hintwise.models.llama.loading import evaluate, last_logits
 from hintwise.models.llama.threads import BatchThreads
 from hintwise.models.llama.vocabulary import Vocabulary
-from hintwise.models.prompt import PieceIndex, fit_prefix, fit_suffix, heal
+from hintwise.models.prompt import PieceIndex, fit_preamble, fit_prefix, fit_suffix, heal
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -47,12 +47,18 @@ class Completer:
         self.n_ctx = llm.n_ctx()
         self.on_token = on_token
         self.threads = threads
+        self.preamble_tokens = 0  # of the last prompt built
 
     def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes, int, int]:
         """Prompt tokens, the healed bytes to re-create, the prefix cut and the prompt length."""
         vocab = self.vocab
         room = self.n_ctx - request.max_tokens - 8
-        prefix_budget = max(16, min(request.prefix_budget, room - request.suffix_budget))
+        preamble = fit_preamble(
+            vocab.tokenize, request.preamble, min(request.preamble_budget, room // 4)
+        )
+        prefix_budget = max(
+            16, min(request.prefix_budget, room - request.suffix_budget - len(preamble))
+        )
         window = fit_prefix(vocab.tokenize, request.prefix, prefix_budget)
         prefix_tokens = window.tokens
         healed = b""
@@ -61,6 +67,8 @@ class Completer:
         if request.token_healing and not request.warm_only and vocab.prepared:
             healing = heal(prefix_tokens, vocab.piece)
             prefix_tokens, healed = healing.tokens, healing.text
+        prefix_tokens = [*preamble, *prefix_tokens]  # other files first, then this one
+        self.preamble_tokens = len(preamble)
         bos = vocab.bos_tokens()
         if vocab.fim is not None:
             suffix_tokens = fit_suffix(vocab.tokenize, request.suffix, request.suffix_budget)
@@ -79,6 +87,7 @@ class Completer:
             prompt=tokens,
             prompt_text=self.llm.detokenize(tokens, special=True).decode("utf-8", errors="replace"),
             prefix_cut=cut,
+            preamble_tokens=self.preamble_tokens,
             healed=healed.decode("utf-8", errors="replace"),
         )
         tokenized = time.perf_counter()
