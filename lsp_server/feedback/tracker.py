@@ -138,6 +138,23 @@ class FeedbackTracker:
         self._event(tracked, "shown")
         self._arm_timeout(tracked)
 
+    def shown_alternative(self, result: Result, document: Document, settings: dict) -> None:
+        """A runner-up returned beside the suggestion (an invoked request, for next/previous).
+
+        Recorded like a suggestion so that accepting it (`hintwise.accept <its id>`) and its
+        survival count, and rejected after the timeout when never taken, but it does not
+        supersede the suggestion on screen: the editor shows one of them at a time."""
+        if not result.id or not result.text or result.id in self._tracked:
+            return
+        line_start = document.text.rfind("\n", 0, result.offset) + 1
+        tracked = Tracked(
+            result, document, result.offset, document.text[line_start : result.offset]
+        )
+        self._remember(tracked)
+        self.record(self._suggestion_row(tracked, settings))
+        self._event(tracked, "shown")
+        self._arm_timeout(tracked)
+
     def did_show(self, suggestion_id: str) -> None:
         """Our plugin drew it; after 750 ms still on screen it counts as seen."""
         tracked = self._tracked.get(suggestion_id)
