@@ -152,3 +152,12 @@ async def test_the_gate_sees_the_chosen_candidates_own_token_count(start):
     assert answer is not None
     # Every candidate's tokens are counted as work; the suggestion's own are its log-probs.
     assert answer.generated_tokens > len(answer.token_logprobs) > 0
+
+
+async def test_an_engine_that_does_not_search_is_not_asked_again(start):
+    completer, engine = start(["result = width * height", "return width"])
+    engine.search = False  # FIM tokens or a remote server: one candidate whatever is asked
+    first = await ask(completer, BODY, automatic=False)
+    assert first.alternatives == []
+    again = await ask(completer, BODY, automatic=False)
+    assert again.from_cache and len(engine.completion_requests) == 1

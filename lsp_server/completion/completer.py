@@ -75,6 +75,7 @@ class _Attempt:
     attempts: tuple[int, ...]
     second_choice: bool
     others: list[str] = field(default_factory=list)  # the runner-ups, post-processed, distinct
+    asked: int = 1  # candidates the engine was asked for
 
 
 class Completer:
@@ -200,6 +201,7 @@ class Completer:
             latency_ms=latency,
             engine=shown.engine,
             verdicts=shown.verdicts,
+            candidates_asked=shown.candidates_asked,
             alternatives=[
                 dataclasses.replace(other, text=(other.text or "")[len(typed) :])
                 for other in shown.alternatives
@@ -267,7 +269,12 @@ class Completer:
                 )
                 finished, others = others[chosen], others[:chosen] + others[chosen + 1 :]
                 return _Attempt(
-                    completion, finished, tuple(attempts), True, distinct(finished, others)
+                    completion,
+                    finished,
+                    tuple(attempts),
+                    True,
+                    distinct(finished, others),
+                    request.candidates,
                 )
             if finished.text or not finished.repeated or first is None or len(attempts) == 2:
                 return _Attempt(
@@ -276,6 +283,7 @@ class Completer:
                     tuple(attempts),
                     bool(request.banned_first),
                     distinct(finished, others),
+                    request.candidates,
                 )
             request = dataclasses.replace(request, banned_first=request.banned_first | {first})
 
@@ -352,6 +360,7 @@ class Completer:
             engine=completion,
             attempts=attempt.attempts,
             verdicts=verdicts,
+            candidates_asked=attempt.asked,
             **base,
         )
         if text:
@@ -426,11 +435,10 @@ def finish_text(
 
 
 def has_alternatives(result: Result) -> bool:
-    """Whether a cached answer can serve an invoked request: a candidate search ran for it
-    (its alternatives may be none when every runner-up was the same text), or no search can
-    run (an engine with FIM tokens or a remote one: asking again gives the same answer)."""
-    engine = result.engine
-    return engine is None or bool(engine.searched) or engine.fim
+    """Whether a cached answer can serve an invoked request: the engine was asked for several
+    candidates (its alternatives may be none: every runner-up the same text, or an engine
+    that does not search, with FIM tokens or remote, where asking again gives the same)."""
+    return result.engine is None or result.candidates_asked > 1
 
 
 def distinct(finished: postprocess.Finished, others: list[postprocess.Finished]) -> list[str]:

@@ -35,6 +35,7 @@ class Result:
     # The runner-up suggestions (distinct texts, each with its own id), best first, for the
     # editors' next/previous; returned only to invoked requests.
     alternatives: list[Result] = field(default_factory=list)
+    candidates_asked: int = 1  # candidates the engine was asked for (see completer)
 
     @property
     def decision(self) -> str:
