@@ -120,7 +120,7 @@ def search(completer: Completer, branch: Branch, limits: Limits) -> Ranked:
     seeds = [seed for i, seed in enumerate(seeds) if i == 0 or logprobs[i] >= floor]
     seeds += [seed for seed in name_seeds(completer, branch, request) if seed not in seeds]
     logprobs = _log_softmax(logits, seeds)
-    tail = suffix_tail(request.suffix)
+    tail = suffix_tail(request.suffix) if len(seeds) > 1 else ""  # one: nothing to rank
     fork_at = branch.evaluated
     scored: list[tuple[Branch, float | None]] = []
     for i, seed in enumerate(seeds):
