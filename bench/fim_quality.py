@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -224,6 +225,56 @@ def run_pipeline(
     return answers
 
 
+def warm_latency(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> dict:
+    """Warm requests, single candidate against the candidate search, interleaved hole by hole
+    in one process (the machine's load falls on both alike): per hole one cold request to fill
+    the prompt cache, then each handling on the cached prompt, in alternating order."""
+    sys.path.insert(0, str(ROOT))
+    from hintwise.lsp_server.code.documents import Document
+    from hintwise.lsp_server.completion.completer import Completer
+    from hintwise.lsp_server.config import CompletionSettings
+    from hintwise.models.llama.engine import LlamaEngine
+    from hintwise.models.worker import ModelWorker
+
+    base = CompletionSettings(time_limit_ms=20000, prewarm=False)
+    handlings = {"single": dataclasses.replace(base, candidates=1), "pipeline": base}
+    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
+    worker.wait_ready()
+    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
+    completer = Completer(worker)
+    times: dict[str, list[float]] = {name: [] for name in handlings}
+
+    async def ask_all() -> None:
+        for number, hole in enumerate(holes):
+            typed = hole.typed(scenario)
+            text = hole.prompt + typed + "\n" + hole.suffix
+            document = Document(f"file:///warm/{number}.py", "python", 1, text, "utf-32")
+            offset = len(hole.prompt) + len(typed)
+            await completer.complete(document, offset, base, automatic=True)  # cold
+            order = list(handlings) if number % 2 else list(reversed(handlings))
+            for name in order:
+                completer.cache.forget(document.uri)
+                result = await completer.complete(document, offset, handlings[name], True)
+                times[name].append(result.latency_ms.get("total", 0.0))
+            completer.forget(document.uri)
+
+    asyncio.run(ask_all())
+    worker.stop()
+    ratios = [b / a for a, b in zip(times["single"], times["pipeline"], strict=True) if a > 0]
+    return {
+        "n": len(holes),
+        "p50_ms": {name: round(statistics.median(values), 1) for name, values in times.items()},
+        "p95_ms": {
+            name: round(sorted(values)[int(0.95 * (len(values) - 1))], 1)
+            for name, values in times.items()
+        },
+        "ratio_of_p50": round(
+            statistics.median(times["pipeline"]) / statistics.median(times["single"]), 2
+        ),
+        "median_paired_ratio": round(statistics.median(ratios), 2) if ratios else None,
+    }
+
+
 def score(holes: list[Hole], answers: list[dict]) -> tuple[list[bool], list[bool]]:
     sources = [program(hole, answer["line"]) for hole, answer in zip(holes, answers, strict=True)]
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -258,6 +309,13 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="e.g. line:naive,line:pipeline")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--warm-latency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only measure warm latency, single vs pipeline, on the first N holes",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -273,6 +331,13 @@ def main() -> None:
         settings = Settings(model=type(settings.model)(name=name), data_dir=settings.data_dir)
         gguf = model_path(settings, lambda message: print(message, file=sys.stderr))
         entry = report["models"].setdefault(name, {"runs": {}, "differences": {}, "verdicts": {}})
+        if args.warm_latency:
+            for scenario in ("line", "indent"):
+                found = warm_latency(gguf, holes[: args.warm_latency], scenario, args.threads)
+                entry.setdefault("warm_latency", {})[scenario] = found
+                print(f"{name} warm {scenario}: {found}", file=sys.stderr, flush=True)
+                _save(report, args.json)
+            continue
         results: dict = entry["runs"]
         verdicts: dict[str, list[bool]] = {
             key: [mark == "1" for mark in marks] for key, marks in entry["verdicts"].items()

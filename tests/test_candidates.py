@@ -161,3 +161,16 @@ async def test_an_engine_that_does_not_search_is_not_asked_again(start):
     assert first.alternatives == []
     again = await ask(completer, BODY, automatic=False)
     assert again.from_cache and len(engine.completion_requests) == 1
+
+
+def test_undefined_names_are_those_the_code_below_needs_and_the_code_above_lacks():
+    from hintwise.models.llama.candidates import undefined_names
+
+    assert undefined_names("def mean(values):\n    ", "\n    return total / len(values)\n") == [
+        "total"
+    ]
+    above = "import json\ndef f(path):\n    with open(path) as handle:\n        "
+    assert undefined_names(above, "\n    return json.loads(text)\n") == ["text"]
+    # A loop variable the suffix binds itself is not wanted from the hole.
+    below = "\n    for n in numbers:\n        if n > best:\n"
+    assert undefined_names("def f(numbers):\n    ", below) == ["best"]
