@@ -16,7 +16,13 @@ Handlings:
             whole prompt, cut at the first newline (how NOTES.md measured 31.1% / 2.6%);
   pipeline  exactly what the server runs (lsp_server.completion.Completer: tree-sitter context,
             prompt window, token healing, post-processing), in this process;
-  no-heal   the pipeline with token healing off, to isolate healing's effect.
+  no-heal   the pipeline with token healing off, to isolate healing's effect;
+  single    the pipeline with one greedy candidate (completion.candidates = 1), as before the
+            candidate search ranked by the code after the cursor (models.llama.candidates).
+
+For the pipeline, `alt3` is the share of holes where the suggestion or one of the (up to two)
+alternatives an invoked request would offer passes, and `p50_generate_ms` the generation time
+alone (what a warm request pays on top of a few prompt tokens), to compare with `single`.
 
 The pipeline gets a 20 s generation limit here (default 1 s) so that quality, not this shared
 machine's momentary load, is measured. Figures come with 95% intervals (Wilson for rates,
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -47,8 +54,10 @@ DATA = ROOT.parent / "shared" / "data" / "fim" / "humaneval_single_line.jsonl"
 SCENARIOS = ("line", "indent", "ident")
 RUNS = [
     ("line", "naive"),
+    ("line", "single"),
     ("line", "pipeline"),
     ("indent", "naive"),
+    ("indent", "single"),
     ("indent", "no-heal"),
     ("indent", "pipeline"),
     ("ident", "naive"),
@@ -172,7 +181,7 @@ def run_naive(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> lis
 
 
 def run_pipeline(
-    gguf: Path, holes: list[Hole], scenario: str, healing: bool, threads: int
+    gguf: Path, holes: list[Hole], scenario: str, handling: str, threads: int
 ) -> list[dict]:
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.code.documents import Document
@@ -181,7 +190,12 @@ def run_pipeline(
     from hintwise.models.llama.engine import LlamaEngine
     from hintwise.models.worker import ModelWorker
 
-    settings = CompletionSettings(time_limit_ms=20000, token_healing=healing, prewarm=False)
+    settings = CompletionSettings(
+        time_limit_ms=20000,
+        token_healing=handling != "no-heal",
+        prewarm=False,
+        candidates=1 if handling == "single" else CompletionSettings.candidates,
+    )
     worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
     worker.wait_ready()
     worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
@@ -199,7 +213,9 @@ def run_pipeline(
                 {
                     "line": typed + (result.text or ""),
                     "ms": result.latency_ms.get("total", 0.0),
+                    "generate_ms": result.latency_ms.get("generate", 0.0),
                     "reason": result.reason,
+                    "alternatives": [typed + (other.text or "") for other in result.alternatives],
                 }
             )
             completer.forget(document.uri)
@@ -207,6 +223,56 @@ def run_pipeline(
     asyncio.run(ask_all())
     worker.stop()
     return answers
+
+
+def warm_latency(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> dict:
+    """Warm requests, single candidate against the candidate search, interleaved hole by hole
+    in one process (the machine's load falls on both alike): per hole one cold request to fill
+    the prompt cache, then each handling on the cached prompt, in alternating order."""
+    sys.path.insert(0, str(ROOT))
+    from hintwise.lsp_server.code.documents import Document
+    from hintwise.lsp_server.completion.completer import Completer
+    from hintwise.lsp_server.config import CompletionSettings
+    from hintwise.models.llama.engine import LlamaEngine
+    from hintwise.models.worker import ModelWorker
+
+    base = CompletionSettings(time_limit_ms=20000, prewarm=False)
+    handlings = {"single": dataclasses.replace(base, candidates=1), "pipeline": base}
+    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
+    worker.wait_ready()
+    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
+    completer = Completer(worker)
+    times: dict[str, list[float]] = {name: [] for name in handlings}
+
+    async def ask_all() -> None:
+        for number, hole in enumerate(holes):
+            typed = hole.typed(scenario)
+            text = hole.prompt + typed + "\n" + hole.suffix
+            document = Document(f"file:///warm/{number}.py", "python", 1, text, "utf-32")
+            offset = len(hole.prompt) + len(typed)
+            await completer.complete(document, offset, base, automatic=True)  # cold
+            order = list(handlings) if number % 2 else list(reversed(handlings))
+            for name in order:
+                completer.cache.forget(document.uri)
+                result = await completer.complete(document, offset, handlings[name], True)
+                times[name].append(result.latency_ms.get("total", 0.0))
+            completer.forget(document.uri)
+
+    asyncio.run(ask_all())
+    worker.stop()
+    ratios = [b / a for a, b in zip(times["single"], times["pipeline"], strict=True) if a > 0]
+    return {
+        "n": len(holes),
+        "p50_ms": {name: round(statistics.median(values), 1) for name, values in times.items()},
+        "p95_ms": {
+            name: round(sorted(values)[int(0.95 * (len(values) - 1))], 1)
+            for name, values in times.items()
+        },
+        "ratio_of_p50": round(
+            statistics.median(times["pipeline"]) / statistics.median(times["single"]), 2
+        ),
+        "median_paired_ratio": round(statistics.median(ratios), 2) if ratios else None,
+    }
 
 
 def score(holes: list[Hole], answers: list[dict]) -> tuple[list[bool], list[bool]]:
@@ -220,6 +286,22 @@ def score(holes: list[Hole], answers: list[dict]) -> tuple[list[bool], list[bool
     return passed, exact
 
 
+def alternatives_pass(holes: list[Hole], answers: list[dict], passed: list[bool]) -> list[bool]:
+    """Per hole: the suggestion or one of its alternatives passes."""
+    sources = [
+        program(hole, line)
+        for hole, answer, ok in zip(holes, answers, passed, strict=True)
+        if not ok
+        for line in answer.get("alternatives", ())
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(passes, sources))  # fills the verdict cache
+    return [
+        ok or any(passes(program(hole, line)) for line in answer.get("alternatives", ()))
+        for hole, answer, ok in zip(holes, answers, passed, strict=True)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="gemma3-270m,smollm2-135m")
@@ -227,6 +309,13 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="e.g. line:naive,line:pipeline")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--warm-latency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only measure warm latency, single vs pipeline, on the first N holes",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -242,6 +331,13 @@ def main() -> None:
         settings = Settings(model=type(settings.model)(name=name), data_dir=settings.data_dir)
         gguf = model_path(settings, lambda message: print(message, file=sys.stderr))
         entry = report["models"].setdefault(name, {"runs": {}, "differences": {}, "verdicts": {}})
+        if args.warm_latency:
+            for scenario in ("line", "indent"):
+                found = warm_latency(gguf, holes[: args.warm_latency], scenario, args.threads)
+                entry.setdefault("warm_latency", {})[scenario] = found
+                print(f"{name} warm {scenario}: {found}", file=sys.stderr, flush=True)
+                _save(report, args.json)
+            continue
         results: dict = entry["runs"]
         verdicts: dict[str, list[bool]] = {
             key: [mark == "1" for mark in marks] for key, marks in entry["verdicts"].items()
@@ -251,8 +347,9 @@ def main() -> None:
             if handling == "naive":
                 answers = run_naive(gguf, holes, scenario, args.threads)
             else:
-                answers = run_pipeline(gguf, holes, scenario, handling == "pipeline", args.threads)
+                answers = run_pipeline(gguf, holes, scenario, handling, args.threads)
             passed, exact = score(holes, answers)
+            alt3 = alternatives_pass(holes, answers, passed)
             key = f"{scenario}:{handling}"
             verdicts[key] = passed
             results[key] = {
@@ -261,6 +358,13 @@ def main() -> None:
                 "exact_match": round(100 * sum(exact) / len(holes), 1),
                 "empty": sum(1 for answer in answers if not answer["line"].strip()),
                 "p50_ms": round(statistics.median(answer["ms"] for answer in answers), 1),
+                "p50_generate_ms": round(
+                    statistics.median(
+                        answer.get("generate_ms", answer["ms"]) for answer in answers
+                    ),
+                    1,
+                ),
+                "alt3": round(100 * sum(alt3) / len(holes), 1) if handling == "pipeline" else None,
                 "minutes": round((time.perf_counter() - started) / 60, 1),
             }
             entry["verdicts"][key] = "".join("1" if ok else "0" for ok in passed)
@@ -273,7 +377,7 @@ def main() -> None:
 def _differences(verdicts: dict[str, list[bool]]) -> dict:
     comparisons = {}
     for scenario in SCENARIOS:
-        for base in ("naive", "no-heal"):
+        for base in ("naive", "no-heal", "single"):
             a, b = verdicts.get(f"{scenario}:{base}"), verdicts.get(f"{scenario}:pipeline")
             if a and b:
                 comparisons[f"{scenario}: pipeline − {base}"] = paired_difference(a, b)

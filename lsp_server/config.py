@@ -70,6 +70,13 @@ class CompletionSettings:
     """Evaluate the prompt when a document is opened or edited after a pause."""
     prewarm_pause_ms: int = 1000
     """Pause in typing after which an edit triggers a prompt pre-warm."""
+    candidates: int = 4
+    """Single-line suggestions from a model without FIM tokens: candidates generated (the top
+    first tokens, each continued) and ranked by how well the code after the cursor follows
+    each. 1: the greedy continuation only. Invoked requests search at least 3 (alternatives)."""
+    candidate_min_p: float = 0.05
+    """Runner-up first tokens less likely than this are not continued (0: all `candidates`):
+    a sure model costs one candidate (see docs/performance.md for the trade-off)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ the real engines do wherever the completer relies on it:
   `token_logprobs` has one entry per generated token, `generated_tokens` and `live_generated`
   count them, `prefix_cut` is 0;
 - a `warm_only` request generates nothing and stops with "warm";
+- with `search=True` (an engine without FIM tokens, like the bundled models) a request for
+  `candidates` > 1 also gets the next allowed candidates of the script, generated the same
+  way, as `alternatives` (in the script's order: the script is the ranking), and `searched`;
 - `cancelled()` is checked before every token: stop_reason "cancelled".
 
 `block(n)` makes the n-th `complete` call (0-based, warm-only calls included) wait, checking
@@ -35,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hintwise.models.engine import (
+    Candidate,
     Completion,
     CompletionRequest,
     Generation,
@@ -84,8 +88,10 @@ class ScriptedEngine:
         name: str = "scripted",
         logprob: float = LOGPROB,
         generations: Sequence[str] = (),
+        search: bool = False,
     ):
         self.script = script
+        self.search = search
         self.logprob = logprob
         self.generations = list(generations)
         self.info = ModelInfo(
@@ -177,7 +183,17 @@ class ScriptedEngine:
         if request.warm_only:
             result.stop_reason = "warm"
             return result
-        self._generate(request, self._choose(request), result, call, cancelled)
+        allowed = self._allowed(request)
+        self._generate(request, allowed[0] if allowed else "", result, call, cancelled)
+        if self.search and request.candidates > 1 and result.stop_reason != "cancelled":
+            for text in allowed[1 : request.candidates]:
+                other = Completion(text="")
+                self._generate(request, text, other, call, cancelled)
+                result.alternatives.append(
+                    Candidate(other.text, other.token_logprobs, other.stop_reason)
+                )
+                result.generated_tokens += other.generated_tokens
+            result.searched = 1 + len(result.alternatives)
         return result
 
     # -- inner workings --------------------------------------------------------------------
@@ -197,16 +213,17 @@ class ScriptedEngine:
         answer = script(request) if callable(script) else script
         return [answer] if isinstance(answer, str) else list(answer)
 
-    def _choose(self, request: CompletionRequest) -> str:
-        """The best candidate the request allows (nothing when it allows none)."""
+    def _allowed(self, request: CompletionRequest) -> list[str]:
+        """The candidates the request allows, best first."""
+        allowed = []
         for text in self._candidates(request):
             first = first_token(text)
             if first is not None and first in request.banned_first:
                 continue
             if request.avoid_first and text.lstrip().startswith(request.avoid_first):
                 continue
-            return text
-        return ""
+            allowed.append(text)
+        return allowed
 
     def _generate(
         self,

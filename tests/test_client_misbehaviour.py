@@ -57,7 +57,7 @@ async def test_malformed_and_out_of_order_messages_change_nothing(clock_env, tmp
     async with session(clock_env) as client:
         open_document(client, URI, EXAMPLE)
         await wait_ready(client)
-        [item] = (await inline(client, URI, LINE, COLUMN)).items
+        item = (await inline(client, URI, LINE, COLUMN)).items[0]
         suggestion_id = item.command.arguments[0]
 
         for method, params in MALFORMED_NOTIFICATIONS:

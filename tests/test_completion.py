@@ -48,7 +48,8 @@ async def test_a_copy_of_the_next_line_is_replaced_by_the_runner_up(completer):
     # The model's favourite here is `return False`, which is already the next line.
     assert result.text is not None
     assert result.text.strip() != "return False"
-    assert "second choice" in result.reason
+    # The candidate search ranks it below a runner-up, or the runner-up replaces it.
+    assert "second choice" in result.reason or result.engine.searched > 1
 
 
 async def test_latency_parts_add_up(completer):

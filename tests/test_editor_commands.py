@@ -25,7 +25,7 @@ async def test_stats_and_export_read_the_running_servers_store(clock_env, tmp_pa
         open_document(client, URI, EXAMPLE)
         await wait_ready(client)
         empty = await _execute(client, "hintwise.stats", {})
-        [item] = (await inline(client, URI, 14, 12)).items
+        item = (await inline(client, URI, 14, 12)).items[0]
         await _execute(client, "hintwise.accept", item.command.arguments[0])
         await advance(client, 0)
         stats = await _execute(client, "hintwise.stats", {"chart": True})

@@ -34,7 +34,7 @@ async def first_suggestion(client):
     open_document(client, URI, EXAMPLE)
     await wait_ready(client)
     result = await inline(client, URI, LINE, COLUMN)
-    [item] = result.items
+    item = result.items[0]  # the suggestion; alternatives follow it
     return item, item.command.arguments[0]
 
 

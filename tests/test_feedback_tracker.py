@@ -706,3 +706,19 @@ def test_only_the_most_recent_suggestions_are_kept_and_the_rest_have_no_outcome(
     assert h.tracker.accepted("s0") is False  # forgotten
     h.clock.advance(10)
     assert [h.reasons(f"s{index}") for index in range(5)] == [[], [], *[["timeout"]] * 3]
+
+
+def test_an_alternative_is_recorded_only_once_taken_and_does_not_supersede(h):
+    h.show()
+    other = h.result(text="return None", sid="alt")
+    h.tracker.shown_alternative(other, h.document, {"engine": "scripted"})
+    # Offered beside the suggestion: no row, no rejection, the suggestion stays on screen.
+    assert [getattr(row, "id", None) for row in h.rows if type(row).__name__ == "Suggestion"] == [
+        "s1"
+    ]
+    assert h.tracker.rejected("alt", "explicit") is False
+    assert h.tracker.accepted("alt") is True
+    rows = [row for row in h.rows if getattr(row, "id", None) == "alt"]
+    assert len(rows) == 1 and rows[0].text == "return None"
+    events = [row.kind for row in h.rows if getattr(row, "suggestion_id", None) == "alt"]
+    assert events == ["shown", "accepted"]

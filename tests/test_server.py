@@ -23,13 +23,37 @@ async def test_inline_completion_in_a_function_body(server_env):
     async with session(server_env) as client:
         open_document(client, URI, EXAMPLE)
         result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
-        assert len(result.items) == 1
+        # Invoked: the suggestion first, then up to two distinct runner-ups (next/previous).
+        assert 1 <= len(result.items) <= 3
         item = result.items[0]
         assert item.insert_text.strip() == "return False"
         assert item.range.start == types.Position(line=BODY_LINE, character=BODY_COLUMN)
         assert item.command.command == "hintwise.accept"
         accepted = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="hintwise.accept", arguments=item.command.arguments)
+        )
+        assert accepted["accepted"] is True
+        assert (await status(client)).suggestions.accepted == 1
+
+
+async def test_an_invoked_request_offers_distinct_alternatives_each_with_its_id(server_env):
+    async with session(server_env) as client:
+        open_document(client, URI, EXAMPLE)
+        automatic = await inline(client, URI, BODY_LINE, BODY_COLUMN, invoked=False)
+        assert len(automatic.items) == 1  # alternatives only when the user asks
+        result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
+        texts = [item.insert_text.strip() for item in result.items]
+        ids = [item.command.arguments[0] for item in result.items]
+        assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts)
+        assert len(set(ids)) == len(ids) and all(ids)
+        # The same request again is answered with the same alternatives, not new ones.
+        again = await inline(client, URI, BODY_LINE, BODY_COLUMN)
+        assert [item.command.arguments[0] for item in again.items] == ids
+        # Taking a runner-up is recorded under its own id.
+        accepted = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="hintwise.accept", arguments=result.items[1].command.arguments
+            )
         )
         assert accepted["accepted"] is True
         assert (await status(client)).suggestions.accepted == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 import uuid
 from collections import deque
@@ -74,6 +75,8 @@ class _Attempt:
     finished: postprocess.Finished
     attempts: tuple[int, ...]
     second_choice: bool
+    others: list[str] = field(default_factory=list)  # the runner-ups, post-processed, distinct
+    asked: int = 1  # candidates the engine was asked for
 
 
 class Completer:
@@ -98,8 +101,10 @@ class Completer:
         ctx: cursor_context.CursorContext,
         settings: CompletionSettings,
         warm: bool = False,
+        automatic: bool = True,
         document: Document | None = None,
     ) -> CompletionRequest:
+        searched, min_p = candidate_search(ctx, settings, automatic)
         preamble = ""
         if document is not None and settings.project_tokens > 0:
             preamble = self.project.preamble(document, ctx.offset, settings.project_tokens)
@@ -117,6 +122,9 @@ class Completer:
             indent_first=ctx.indent_char() if ctx.needs_indent() else "",
             preamble=preamble,
             preamble_budget=settings.project_tokens,
+            candidates=searched,
+            candidate_min_p=min_p,
+            alternatives=not automatic,
         )
 
     def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:
@@ -168,7 +176,7 @@ class Completer:
         cached = self._typed_along(ctx, latency, base, started)
         if cached is None:
             cached = self._asked_again(document, ctx, (settings, automatic), latency, started)
-        if cached is not None:
+        if cached is not None and (automatic or has_alternatives(cached)):
             return cached
         verdicts: dict[str, Verdict] = {}
         gate_data = None
@@ -176,7 +184,7 @@ class Completer:
             gate_data, verdicts["pre"] = self.gate.before(document.text, ctx.offset, ctx, automatic)
             if not verdicts["pre"].passed:
                 return self._gated(verdicts, latency, base, started)
-        attempt = await self._generate(document, ctx, settings, latency, base, started)
+        attempt = await self._generate(document, ctx, settings, latency, base, started, automatic)
         if isinstance(attempt, Result):
             return attempt
         result = self._finish(attempt, gate_data, verdicts, automatic, latency, base, started)
@@ -196,6 +204,7 @@ class Completer:
         if hit is None:
             return None
         shown, remaining = hit
+        typed = (shown.text or "")[: len(shown.text or "") - len(remaining)]
         self.counters.cache_hits += 1
         latency["total"] = (time.perf_counter() - started) * 1000
         self.counters.last = Result(
@@ -206,6 +215,12 @@ class Completer:
             latency_ms=latency,
             engine=shown.engine,
             verdicts=shown.verdicts,
+            candidates_asked=shown.candidates_asked,
+            alternatives=[
+                dataclasses.replace(other, text=(other.text or "")[len(typed) :])
+                for other in shown.alternatives
+                if (other.text or "").startswith(typed) and len(other.text or "") > len(typed)
+            ],
             **base,
         )
         return self.counters.last
@@ -255,6 +270,7 @@ class Completer:
         latency: dict[str, float],
         base: dict[str, Any],
         started: float,
+        automatic: bool = True,
     ) -> _Attempt | Result:
         """Ask the model; once more for its runner-up when the best answer only copied the code
         that is already there or would have made the line a syntax error (the prompt is cached:
@@ -262,7 +278,7 @@ class Completer:
         when there is nothing to post-process (superseded, cancelled, no model)."""
         uri = document.uri
         self.worker.cancel_key(f"warm:{uri}")
-        request = self._request(ctx, settings, document=document)
+        request = self._request(ctx, settings, automatic=automatic, document=document)
         latency.update(queue=0.0, tokenize=0.0, prompt=0.0, generate=0.0, postprocess=0.0)
         attempts: list[int] = []
         while True:
@@ -275,19 +291,42 @@ class Completer:
             if completion.stop_reason == "cancelled":
                 latency["total"] = (generated - started) * 1000
                 return Result(None, "cancelled", latency_ms=latency, engine=completion, **base)
-            finished = postprocess.finish(
-                ctx,
-                document,
-                completion.text,
-                max_lines=settings.max_lines,
-                min_chars=settings.min_chars,
-                truncated=completion.stop_reason in ("max_tokens", "time", "context"),
-            )
+            finish = functools.partial(finish_text, ctx, document, settings)
+            finished = finish(completion.text, completion.stop_reason)
+            others = [finish(other.text, other.stop_reason) for other in completion.alternatives]
             latency["postprocess"] += (time.perf_counter() - generated) * 1000
             first = completion.first_content_token
+            if (
+                not finished.text
+                and finished.worth_a_second_try
+                and any(other.text for other in others)
+            ):
+                # The best candidate only copied the code below: the runner-up, no new call.
+                chosen = next(i for i, other in enumerate(others) if other.text)
+                completion = dataclasses.replace(
+                    completion,
+                    text=completion.alternatives[chosen].text,
+                    token_logprobs=completion.alternatives[chosen].token_logprobs,
+                )
+                finished, others = others[chosen], others[:chosen] + others[chosen + 1 :]
+                return _Attempt(
+                    completion,
+                    finished,
+                    tuple(attempts),
+                    True,
+                    distinct(finished, others),
+                    request.candidates,
+                )
             retry = finished.worth_a_second_try and len(attempts) < 2
             if finished.text or not retry or first is None:
-                return _Attempt(completion, finished, tuple(attempts), bool(request.banned_first))
+                return _Attempt(
+                    completion,
+                    finished,
+                    tuple(attempts),
+                    bool(request.banned_first),
+                    distinct(finished, others),
+                    request.candidates,
+                )
             request = dataclasses.replace(request, banned_first=request.banned_first | {first})
 
     async def _call(
@@ -344,7 +383,8 @@ class Completer:
                 text,
                 completion.token_logprobs,
                 automatic,
-                tokens=completion.generated_tokens or None,
+                # the suggestion's own tokens (generated_tokens counts every candidate's)
+                tokens=len(completion.token_logprobs) or None,
             )
             verdicts["post"] = post
             latency["gate"] = verdicts["pre"].ms + post.ms
@@ -362,9 +402,16 @@ class Completer:
             engine=completion,
             attempts=attempt.attempts,
             verdicts=verdicts,
+            candidates_asked=attempt.asked,
             **base,
         )
         if text:
+            result.alternatives = [
+                dataclasses.replace(
+                    result, text=other, id=uuid.uuid4().hex, reason="alternative", alternatives=[]
+                )
+                for other in attempt.others
+            ]
             self.cache.add(base["uri"], base["context"], result)
         self.counters.last = result
         return result
@@ -390,3 +437,60 @@ class Completer:
                 )
 
         job.future.add_done_callback(done)
+
+
+# Suggestions an invoked request offers at most (the best and its runner-ups), as the editors'
+# next/previous show them.
+ALTERNATIVES = 3
+
+
+def candidate_search(
+    ctx: cursor_context.CursorContext, settings: CompletionSettings, automatic: bool
+) -> tuple[int, float]:
+    """How many candidates the engine searches, and the least likely first token it follows.
+
+    Automatic requests search in single-line mode (what the ranking was measured on); an
+    invoked request always does, wide, because the user may cycle through the alternatives."""
+    if not automatic:
+        return max(settings.candidates, ALTERNATIVES), 0.0
+    if ctx.mode != "single":
+        return 1, 0.0
+    return settings.candidates, settings.candidate_min_p
+
+
+def finish_text(
+    ctx: cursor_context.CursorContext,
+    document: Document,
+    settings: CompletionSettings,
+    raw: str,
+    stop_reason: str,
+) -> postprocess.Finished:
+    """One candidate's raw text post-processed for display (see postprocess.finish)."""
+    return postprocess.finish(
+        ctx,
+        document,
+        raw,
+        max_lines=settings.max_lines,
+        min_chars=settings.min_chars,
+        truncated=stop_reason in ("max_tokens", "time", "context"),
+    )
+
+
+def has_alternatives(result: Result) -> bool:
+    """Whether a cached answer can serve an invoked request: the engine was asked for several
+    candidates (its alternatives may be none: every runner-up the same text, or an engine
+    that does not search, with FIM tokens or remote, where asking again gives the same)."""
+    return result.engine is None or result.candidates_asked > 1
+
+
+def distinct(finished: postprocess.Finished, others: list[postprocess.Finished]) -> list[str]:
+    """The runner-ups' texts that differ from the suggestion and from each other, at most
+    ALTERNATIVES - 1 of them."""
+    seen = {(finished.text or "").strip()}
+    texts: list[str] = []
+    for other in others:
+        text = other.text
+        if text and text.strip() not in seen and len(texts) < ALTERNATIVES - 1:
+            seen.add(text.strip())
+            texts.append(text)
+    return texts

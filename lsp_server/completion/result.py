@@ -32,6 +32,10 @@ class Result:
     attempts: tuple[int, ...] = ()
     # The acceptance gate's verdicts by stage ("pre", "post"), when a gate is installed.
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    # The runner-up suggestions (distinct texts, each with its own id), best first, for the
+    # editors' next/previous; returned only to invoked requests.
+    alternatives: list[Result] = field(default_factory=list)
+    candidates_asked: int = 1  # candidates the engine was asked for (see completer)
 
     @property
     def decision(self) -> str:
@@ -68,6 +72,8 @@ class Result:
                 "generated": engine.generated_tokens if engine else 0,
                 "generated_per_attempt": list(self.attempts),
             },
+            "alternatives": [{"id": other.id, "text": other.text} for other in self.alternatives],
+            "candidates": engine.searched if engine else 0,
             "token_logprobs": [round(v, 4) for v in engine.token_logprobs] if engine else [],
             "stop_reason": engine.stop_reason if engine else None,
             "healed": engine.healed if engine else "",

@@ -57,20 +57,28 @@ async def suggest(
     outcomes.requested(result)
     if result.text:
         outcomes.shown(result, document, ls.engines.provenance())
+        for other in result.alternatives if not automatic else ():
+            outcomes.shown_alternative(other, document, ls.engines.provenance())
     if not result.text:
         return None
     return document, result
 
 
-def inline_items(document: Document, result: Result) -> types.InlineCompletionList:
+def inline_items(
+    document: Document, result: Result, alternatives: bool = False
+) -> types.InlineCompletionList:
+    """The suggestion, then (with `alternatives`: an invoked request, which is what the
+    editors' next/previous send) its runner-ups, each with its own id."""
     here = _position(document, result.offset)
+    shown = [result, *(result.alternatives if alternatives else ())]
     return types.InlineCompletionList(
         items=[
             types.InlineCompletionItem(
-                insert_text=result.text or "",
+                insert_text=item.text or "",
                 range=types.Range(start=here, end=here),
-                command=_accept(result),
+                command=_accept(item),
             )
+            for item in shown
         ]
     )
 
@@ -127,7 +135,7 @@ async def inline_completion(
     found = await suggest(ls, params.text_document.uri, params.position, automatic)
     if found is None:
         return types.InlineCompletionList(items=[])
-    return inline_items(*found)
+    return inline_items(*found, alternatives=not automatic)
 
 
 async def completion(ls: HintwiseServer, params: types.CompletionParams) -> types.CompletionList:

@@ -49,6 +49,9 @@ class Tracked:
     outcome: str | None = None
     accepted_text: str = ""
     timers: list[Timer] = field(default_factory=list)
+    # A runner-up offered beside the suggestion is written to the store only once taken
+    # (with these settings): until then nobody knows it was on screen.
+    unrecorded: dict | None = None
 
     @property
     def id(self) -> str:
@@ -138,6 +141,29 @@ class FeedbackTracker:
         self._event(tracked, "shown")
         self._arm_timeout(tracked)
 
+    def shown_alternative(self, result: Result, document: Document, settings: dict) -> None:
+        """A runner-up returned beside the suggestion (an invoked request, for next/previous).
+
+        Remembered so that accepting it (`hintwise.accept <its id>`) records it, as shown and
+        accepted, with its survival; never taken it leaves no row (the editor shows one item
+        at a time and says which only on acceptance), so it does not count as a rejection nor
+        supersede the suggestion on screen."""
+        if not result.id or not result.text or result.id in self._tracked:
+            return
+        line_start = document.text.rfind("\n", 0, result.offset) + 1
+        tracked = Tracked(
+            result, document, result.offset, document.text[line_start : result.offset]
+        )
+        tracked.unrecorded = settings
+        self._remember(tracked)
+
+    def _record_taken(self, tracked: Tracked) -> None:
+        """A runner-up was taken: it was shown after all (see shown_alternative)."""
+        if tracked.unrecorded is not None:
+            self.record(self._suggestion_row(tracked, tracked.unrecorded))
+            self._event(tracked, "shown")
+            tracked.unrecorded = None
+
     def did_show(self, suggestion_id: str) -> None:
         """Our plugin drew it; after 750 ms still on screen it counts as seen."""
         tracked = self._tracked.get(suggestion_id)
@@ -156,6 +182,7 @@ class FeedbackTracker:
             return False
         if tracked.outcome == "accepted":
             return True
+        self._record_taken(tracked)
         self._settle(tracked, "accepted")
         tracked.accepted_text = tracked.text
         self._event(tracked, "accepted", accepted_chars=len(tracked.text))
@@ -166,6 +193,7 @@ class FeedbackTracker:
         tracked = self._tracked.get(suggestion_id)
         if tracked is None or tracked.outcome == "accepted":
             return tracked is not None
+        self._record_taken(tracked)
         accepted_chars = max(0, min(accepted_chars, len(tracked.text)))
         if accepted_chars >= len(tracked.text):
             return self.accepted(suggestion_id)
@@ -181,7 +209,7 @@ class FeedbackTracker:
 
     def rejected(self, suggestion_id: str, reason: str) -> bool:
         tracked = self._tracked.get(suggestion_id)
-        if tracked is None or tracked.outcome is not None:
+        if tracked is None or tracked.outcome is not None or tracked.unrecorded is not None:
             return False
         self._settle(tracked, "rejected")
         self._event(tracked, "rejected", reason=reason)

@@ -11,14 +11,17 @@ common token prefix with what is already in the context and evaluate only the re
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hintwise.models import fim as fim_formats
-from hintwise.models.engine import Completion, CompletionRequest
+from hintwise.models.engine import Completion, CompletionRequest, StopReason
+from hintwise.models.llama import candidates
 from hintwise.models.llama.loading import evaluate, last_logits
 from hintwise.models.llama.threads import BatchThreads
 from hintwise.models.llama.vocabulary import Vocabulary
@@ -48,6 +51,7 @@ class Completer:
         self.on_token = on_token
         self.threads = threads
         self.preamble_tokens = 0  # of the last prompt built
+        self.generated = 0  # tokens generated for the running request, every candidate counted
 
     def build_prompt(self, request: CompletionRequest) -> tuple[list[int], bytes, int, int]:
         """Prompt tokens, the healed bytes to re-create, the prefix cut and the prompt length."""
@@ -118,59 +122,106 @@ class Completer:
         cancelled: Callable[[], bool],
         started: float,
     ) -> None:
-        llm, vocab = self.llm, self.vocab
-        deadline = started + request.time_limit_s
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        remaining = healed  # bytes the next tokens must still re-create
-        text = ""
-        index = vocab.piece_index() if healed else None
-        while True:
-            if result.generated_tokens >= request.max_tokens:
-                result.stop_reason = "max_tokens"
-                break
-            if llm.n_tokens >= self.n_ctx - 1:
-                result.stop_reason = "context"
-                break
-            if cancelled():
-                result.stop_reason = "cancelled"
-                break
-            if time.perf_counter() > deadline:
-                result.stop_reason = "time"
+        self.generated = 0
+        branch = Branch(remaining=healed, start=self.llm.n_tokens, healed=healed)
+        limits = Limits(request, cancelled, started + request.time_limit_s)
+        if request.candidates > 1 and self.vocab.fim is None:
+            chosen = candidates.search(self, branch, limits)
+        else:
+            self.run(branch, limits)
+            chosen = candidates.Ranked(branch)
+        branch = chosen.branch
+        result.text = branch.text
+        result.token_logprobs = branch.logprobs
+        result.stop_reason = branch.stop_reason or "stop"
+        result.first_content_token = branch.first_content_token
+        result.generated_tokens = self.generated
+        result.score = chosen.score
+        result.alternatives = chosen.alternatives
+        result.searched = chosen.searched
+
+    def run(
+        self,
+        branch: Branch,
+        limits: Limits,
+        fork_at_content: int = 0,
+        floor: float = -np.inf,
+    ) -> list[int]:
+        """Continue `branch` greedily until it stops (it is the context's last sequence).
+
+        With `fork_at_content` > 1, the step that writes the first content stops after
+        choosing and returns up to that many ranked allowed tokens for it (the caller forks
+        there); otherwise returns []. A branch whose log-probability falls below `floor`
+        stops there, marked `pruned` (log-probs only fall as tokens are added)."""
+        llm, vocab, request = self.llm, self.vocab, limits.request
+        index = vocab.piece_index() if branch.remaining else None
+        while branch.stop_reason is None:
+            reason = limits.exceeded(len(branch.tokens), llm.n_tokens >= self.n_ctx - 1)
+            if reason is not None:
+                branch.stop_reason = reason
                 break
             logits = last_logits(llm, vocab.n_vocab)
-            top = float(logits.max())
-            log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
+            blank = not branch.text.strip()
             banned = (
                 request.banned_first | vocab.starting_with(request.avoid_first)
-                if not text.strip()
+                if blank
                 else frozenset()
             )
-            token = self._choose(
-                logits, remaining, index, banned, request.indent_first if not text else ""
+            indent = request.indent_first if not branch.text else ""
+            ranked = self._ranked(
+                logits, branch.remaining, index, banned, indent, max(1, fork_at_content)
             )
-            if vocab.ends_generation(token):
-                result.stop_reason = "eos"
+            if fork_at_content > 1 and blank and self.writes_content(branch, ranked[0]):
+                return [t for t in ranked if self.writes_content(branch, t)]
+            self.take(branch, ranked[0], log_softmax_at(logits, ranked[0]), request)
+            if sum(branch.logprobs) < floor:
+                branch.pruned = True
                 break
-            piece = vocab.piece(token)
-            result.token_logprobs.append(float(logits[token]) - log_norm)
-            result.generated_tokens += 1
-            self.on_token(result.generated_tokens)
-            if remaining and not (piece.startswith(remaining) or remaining.startswith(piece)):
-                remaining = b""  # every healing candidate was banned: give healing up
-            if remaining:
-                consumed = min(len(remaining), len(piece))
-                piece, remaining = piece[consumed:], remaining[consumed:]
-            text += decoder.decode(piece)
-            if result.first_content_token is None and text.strip():
-                result.first_content_token = token
-            if request.stop is not None:
-                cut_at = request.stop(text)
-                if cut_at is not None:
-                    text = text[:cut_at]
-                    result.stop_reason = "stop"
-                    break
-            llm.eval([token])
-        result.text = text
+        return []
+
+    def writes_content(self, branch: Branch, token: int) -> bool:
+        """Whether `token`, appended to `branch`, writes something that is not blank."""
+        if self.vocab.ends_generation(token):
+            return False
+        piece = self.vocab.piece(token)
+        if branch.remaining:
+            piece = piece[len(branch.remaining) :]
+        return bool(piece.strip())
+
+    def take(self, branch: Branch, token: int, logprob: float, request: CompletionRequest) -> None:
+        """Append `token` to `branch` (healing, stop rule) and evaluate it unless it ended it."""
+        vocab = self.vocab
+        if vocab.ends_generation(token):
+            branch.stop_reason = "eos"
+            return
+        piece = vocab.piece(token)
+        branch.tokens.append(token)
+        branch.logprobs.append(logprob)
+        self.generated += 1
+        self.on_token(self.generated)
+        remaining = branch.remaining
+        if remaining and not (piece.startswith(remaining) or remaining.startswith(piece)):
+            remaining = b""  # every healing candidate was banned: give healing up
+        if remaining:
+            consumed = min(len(remaining), len(piece))
+            piece, remaining = piece[consumed:], remaining[consumed:]
+        branch.remaining = remaining
+        branch.text += branch.decoder.decode(piece)
+        if branch.first_content_token is None and branch.text.strip():
+            branch.first_content_token = token
+        if request.stop is not None:
+            cut_at = request.stop(branch.text)
+            if cut_at is not None:
+                branch.text = branch.text[:cut_at]
+                branch.stop_reason = "stop"
+                return
+        self.llm.eval([token])
+        branch.evaluated += 1
+
+    def rewind(self, branch: Branch, kept: int) -> None:
+        """Make the context hold the prompt and the first `kept` tokens of `branch` (the rest
+        of the KV cache after that is dropped by the next evaluation)."""
+        self.llm.n_tokens = branch.start + kept
 
     def _choose(
         self,
@@ -180,19 +231,31 @@ class Completer:
         banned: frozenset[int],
         indent: str = "",
     ) -> int:
-        """Greedy choice among the tokens allowed here: those that re-create the healed text
-        (while some remains), minus banned ones, starting with `indent` characters if any."""
+        """The best allowed token here (see `_ranked`)."""
+        return self._ranked(logits, remaining, index, banned, indent, 1)[0]
+
+    def _ranked(
+        self,
+        logits: np.ndarray,
+        remaining: bytes,
+        index: PieceIndex | None,
+        banned: frozenset[int],
+        indent: str,
+        k: int,
+    ) -> list[int]:
+        """The `k` likeliest tokens allowed here, best first: those that re-create the healed
+        text (while some remains), minus banned ones, starting with `indent` characters if any."""
         piece = self.vocab.piece
         if remaining and index is not None:
-            candidates = []
+            allowed = []
             for token in index.allowed(remaining, piece):
                 rest = piece(token)[len(remaining) :]
                 if token in banned or (indent and rest and rest[:1] != indent.encode()):
                     continue
-                candidates.append(token)
-            if candidates:
-                ids = np.asarray(candidates)
-                return int(ids[int(np.argmax(logits[ids]))])
+                allowed.append(token)
+            if allowed:
+                ids = np.asarray(allowed)
+                return [int(t) for t in _top(ids, logits[ids], k)]
         masked = logits
         if banned or (indent and not remaining):
             masked = np.full_like(logits, -np.inf) if indent and not remaining else logits.copy()
@@ -201,4 +264,70 @@ class Completer:
                 masked[ids] = logits[ids]
             if banned:
                 masked[list(banned)] = -np.inf
-        return int(np.argmax(masked))
+        if k == 1:
+            return [int(np.argmax(masked))]
+        best = _top(np.arange(len(masked)), masked, k)
+        return [int(t) for t in best if np.isfinite(masked[t])] or [int(best[0])]
+
+
+@dataclass
+class Branch:
+    """One continuation being generated: its tokens after the prompt (which ends at `start`),
+    the healed bytes it must still re-create, and its text so far."""
+
+    remaining: bytes
+    start: int
+    healed: bytes = b""  # what healing backed off (the text starts by re-creating it)
+    text: str = ""
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    evaluated: int = 0  # of `tokens`, how many are in the KV cache (the last one may not be)
+    stop_reason: StopReason | None = None
+    first_content_token: int | None = None
+    pruned: bool = False  # stopped because it could no longer outrank the best candidate
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+    def fork(self) -> Branch:
+        """A copy to continue differently from here (its own decoder state)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder.setstate(self.decoder.getstate())
+        return dataclasses.replace(
+            self, tokens=list(self.tokens), logprobs=list(self.logprobs), decoder=decoder
+        )
+
+
+@dataclass
+class Limits:
+    """What stops generation, for every candidate of one request together."""
+
+    request: CompletionRequest
+    cancelled: Callable[[], bool]
+    deadline: float
+
+    def exceeded(self, generated: int, context_full: bool) -> StopReason | None:
+        if generated >= self.request.max_tokens:
+            return "max_tokens"
+        if context_full:
+            return "context"
+        if self.cancelled():
+            return "cancelled"
+        if time.perf_counter() > self.deadline:
+            return "time"
+        return None
+
+
+def log_softmax_at(logits: np.ndarray, token: int) -> float:
+    """log p(token) under the softmax of `logits`."""
+    top = float(logits.max())
+    log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
+    return float(logits[token]) - log_norm
+
+
+def _top(ids: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """The `ids` of the `k` largest `values`, largest first."""
+    if k >= len(ids):
+        return ids[np.argsort(-values, kind="stable")]
+    part = np.argpartition(-values, k - 1)[:k]
+    return ids[part[np.argsort(-values[part], kind="stable")]]
