@@ -74,7 +74,7 @@ class CompletionSettings:
     """Single-line suggestions from a model without FIM tokens: candidates generated (the top
     first tokens, each continued) and ranked by how well the code after the cursor follows
     each. 1: the greedy continuation only. Invoked requests search at least 3 (alternatives)."""
-    candidate_min_p: float = 0.05
+    candidate_min_p: float = 0.2
     """Runner-up first tokens less likely than this are not continued (0: all `candidates`):
     a sure model costs one candidate (see docs/performance.md for the trade-off)."""
 

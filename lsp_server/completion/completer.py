@@ -301,7 +301,8 @@ class Completer:
                 and finished.worth_a_second_try
                 and any(other.text for other in others)
             ):
-                # The best candidate only copied the code below: the runner-up, no new call.
+                # The best candidate copied the code below or broke the line: the runner-up,
+                # no new call.
                 chosen = next(i for i, other in enumerate(others) if other.text)
                 completion = dataclasses.replace(
                     completion,
