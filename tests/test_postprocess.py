@@ -43,7 +43,7 @@ CASES = [
         "python",
         "def f(x):\n    |\n    y = x + 1\n    return y\n",
         "x = abs(x)\n    z = 2\n    y = x + 1\n    return y",
-        "x = abs(x)",  # the block has a body already: one line
+        "x = abs(x)\n    z = 2",  # it leads back to the code below: these lines fill the gap
     ),
     (  # cut by the token cap in the middle of a statement: keep the whole lines only
         "python",
@@ -87,3 +87,24 @@ def test_tree_sitter_keeps_the_longest_run_of_lines_that_parses():
     raw = "a = 1\n    b = [\n    c = 3"
     result = finish("def f():\n    |\n", "python", raw, truncated=True)
     assert result.text == "a = 1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("x = abs(x)\n    z = 2\n    w = 3\n    v", "x = abs(x)"),
+        ("x = max(\n        x, 0\n    )\n    z = 2\n    w", "x = max(\n        x, 0\n    )"),
+        ("for x in xs:\n        n += x\n    print(n)\n    n", "for x in xs:\n        n += x"),
+    ],
+)
+def test_a_gap_cut_by_the_cap_keeps_only_its_first_statement(raw, expected):
+    """Lines that never lead back to the code below nor end by themselves: the model was
+    rambling, so only the first statement, whole, is offered."""
+    source = "def f(x, xs):\n    n = 0\n    |\n    y = x + 1\n    return y\n"
+    assert finish(source, "python", raw, truncated=True).text == expected
+
+
+def test_a_gap_that_ends_by_itself_is_kept():
+    source = "class P:\n    def __init__(self, x, y):\n        |\n        self.n = 2\n"
+    raw = "self.x = x\n        self.y = y\n    def norm(self):"
+    assert finish(source, "python", raw).text == "self.x = x\n        self.y = y"

@@ -17,6 +17,9 @@ from hintwise.lsp_server.completion.context import (
     CursorContext,
     bracket_delta,
     bracket_scan,
+    indentation,
+    next_code_line,
+    reaches,
     stop_rule,
 )
 
@@ -69,6 +72,33 @@ def _repeat_start(lines: list[str], line_prefix: str, next_lines: tuple[str, ...
     return None
 
 
+def _gap_fill(context: CursorContext, lines: list[str], ended: bool) -> list[str]:
+    """In a gap inside a body: the lines before the one that reaches the code below the cursor,
+    when the suggestion reaches it; all of them when it ended by itself (left its block, a blank
+    line, end of text); else, cut by the token or line cap, only its first statement (as a
+    single-line suggestion would have been, but whole: `call(` with its arguments, `if x:`
+    with its body)."""
+    next_code = next_code_line(context.next_lines)
+    for index, line in enumerate(lines[1:], start=1):
+        if reaches(line, next_code):
+            return lines[:index]
+    if ended:
+        return lines
+    return first_statement(context.line_prefix, lines)
+
+
+def first_statement(line_prefix: str, lines: list[str]) -> list[str]:
+    """The leading lines that make the first statement: up to the next line that is back at the
+    first line's indentation with every bracket closed."""
+    start = indentation(line_prefix + lines[0])
+    depth = bracket_delta(lines[0])
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() and depth <= 0 and indentation(line) <= start:
+            return lines[:index]
+        depth += bracket_delta(line)
+    return lines
+
+
 def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
     """The longest leading run of lines that adds no parse error to the document."""
     tree = document.syntax.tree
@@ -103,6 +133,8 @@ def finish(
         # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
         if truncated and len(lines) > 1 and cut is None:
             lines = lines[:-1]
+        if context.fills_gap():
+            lines = _gap_fill(context, lines, ended=not truncated and len(lines) < max_lines)
         repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
         if repeat == 0:
             return Finished(None, "repeats the code below the cursor", repeated=True)
