@@ -108,3 +108,10 @@ def test_a_gap_that_ends_by_itself_is_kept():
     source = "class P:\n    def __init__(self, x, y):\n        |\n        self.n = 2\n"
     raw = "self.x = x\n        self.y = y\n    def norm(self):"
     assert finish(source, "python", raw).text == "self.x = x\n        self.y = y"
+
+
+def test_a_block_header_whose_body_is_below_comes_alone():
+    # The hole is the loop's header: its body is already below the cursor.
+    source = "def f(xs):\n    n = 0\n|\n        n += x\n    return n\n"
+    raw = "    for x in xs:\n        n += 2 * x\n    return n\n"
+    assert finish(source, "python", raw).text == "    for x in xs:"

@@ -19,6 +19,7 @@ from hintwise.lsp_server.completion.context import (
     bracket_scan,
     indentation,
     next_code_line,
+    opens_block,
     reaches,
     stop_rule,
 )
@@ -82,6 +83,10 @@ def _gap_fill(context: CursorContext, lines: list[str], ended: bool) -> list[str
     for index, line in enumerate(lines[1:], start=1):
         if reaches(line, next_code):
             return lines[:index]
+    first = context.line_prefix + lines[0]
+    following = next((line for line in context.next_lines if line.strip()), "")
+    if opens_block(first, context.language_id) and indentation(following) > indentation(first):
+        return lines[:1]  # a block header whose body is already below: the header alone
     if ended:
         return lines
     return first_statement(context.line_prefix, lines)
