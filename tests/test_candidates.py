@@ -103,8 +103,9 @@ async def test_an_invoked_request_gets_up_to_two_distinct_alternatives(start):
 
 
 async def test_automatic_requests_search_in_single_line_mode_only(start):
-    completer, engine = start(["result = width * height", "area = 1"])
-    await ask(completer, BODY, automatic=True, candidate_min_p=0.05)
+    completer, engine = start(["width * height", "1", "width"])
+    inside = "def area(width, height):\n    result = |\n    return result\n"  # one line
+    await ask(completer, inside, automatic=True, candidate_min_p=0.05)
     single = engine.completion_requests[-1]
     assert single.candidates == SETTINGS.candidates and single.candidate_min_p == 0.05
     completer.forget(URI)
@@ -112,7 +113,10 @@ async def test_automatic_requests_search_in_single_line_mode_only(start):
     await ask(completer, block, automatic=True)
     assert engine.completion_requests[-1].candidates == 1
     completer.forget(URI)
-    await ask(completer, BODY, automatic=True, candidates=1)
+    await ask(completer, BODY, automatic=True)  # a gap in a body: lines up to the code below
+    assert engine.completion_requests[-1].candidates == 1
+    completer.forget(URI)
+    await ask(completer, inside, automatic=True, candidates=1)
     assert engine.completion_requests[-1].candidates == 1
 
 
@@ -139,7 +143,7 @@ async def test_an_invoked_request_computes_alternatives_an_automatic_one_did_not
 
 async def test_a_copy_of_the_next_line_gives_way_to_the_runner_up_without_a_new_call(start):
     completer, engine = start(["return result", "result = width * height"])
-    result = await ask(completer, BODY, automatic=True)
+    result = await ask(completer, BODY, automatic=False)
     assert result.text == "result = width * height"
     assert "second choice" in result.reason
     assert len(engine.completion_requests) == 1

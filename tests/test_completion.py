@@ -85,3 +85,19 @@ async def test_short_answers_that_finish_the_statement_are_shown_and_never_break
         ctx = context.build(document, source.index("|"), SETTINGS, automatic=False)
         assert not statement.check(ctx, document, result.text).breaks
     assert shown >= 2
+
+
+POINT = """class Point:
+    def __init__(self, x: float, y: float, z: float):
+        |
+        self.norm = (self.x ** 2 + self.y ** 2 + self.z ** 2) ** 0.5
+"""
+
+
+async def test_a_gap_inside_a_body_gets_the_lines_it_needs(completer):
+    # Inside a body that goes on below: one line was all the pipeline offered here.
+    result = await ask(completer, POINT, uri="file:///point.py")
+    assert result.mode == "multi"
+    lines = [line.strip() for line in (result.text or "").split("\n")]
+    assert {"self.x = x", "self.y = y", "self.z = z"} <= set(lines)
+    assert not any("norm" in line for line in lines)  # the code below is not written again

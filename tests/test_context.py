@@ -23,8 +23,11 @@ def at_cursor(source: str, language: str, automatic: bool = True, anchor=None, s
         ("python", "def f(x):\n    |\n", "multi"),  # empty body after an opener
         ("python", "def f(x):|\n", "multi"),  # end of the opener line itself
         ("python", "def f(x):\n    y = x\n    |\n\ndef g():\n    pass\n", "multi"),  # block end
-        ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "single"),  # inside a block
-        ("python", "for c in s:\n    |\n        n += 1\n", "single"),  # the body follows
+        # Inside a body that goes on: several lines only if they lead back to the code below.
+        ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "multi"),
+        ("python", "for c in s:\n    |\n        n += 1\n", "multi"),  # the body follows
+        # Column 0 (no auto-indent) at the end of an inner block: the previous line's depth.
+        ("python", "def f(x):\n    if x:\n        y = 1\n|\n    return y\n", "multi"),
         ("python", "def f(x):|\n    return x\n", "single"),  # the opener has a body
         ("python", "def f(x):\n    return x.low|\n", "single"),
         ("python", "print(|)\n", "single"),
@@ -39,7 +42,7 @@ def at_cursor(source: str, language: str, automatic: bool = True, anchor=None, s
         (
             "rust",
             'fn main() {\n    let v = vec![1, 2];\n    |\n    println!("{:?}", v);\n}\n',
-            "single",
+            "multi",
         ),
         ("java", "class A {\n  int f() {\n    |\n  }\n}\n", "multi"),
         ("c", "int main(void) {\n    int x = |\n", "single"),
@@ -159,3 +162,57 @@ def test_what_an_empty_line_expects(language, source, code_expected, needs_inden
 )
 def test_the_indentation_character_comes_from_the_file(source, char):
     assert at_cursor(source, "python", automatic=False).indent_char() == char
+
+
+ALWAYS = CompletionSettings(multiline="always")
+
+
+@pytest.mark.parametrize(
+    ("source", "generated", "kept"),
+    [
+        # The model filled the gap and goes on with the line already below: cut before it.
+        (
+            "def f(x):\n    y = 1\n    |\n    return y\n",
+            "z = y + 1\n    w = z * 2\n    return y\n    print(w)\n",
+            "z = y + 1\n    w = z * 2",
+        ),
+        # Deeper or shallower, the same code line ends the gap.
+        (
+            "def f(xs):\n    for x in xs:\n|\n    return xs\n",
+            "        if x:\n            xs.append(x)\n    return xs\n",
+            "        if x:\n            xs.append(x)",
+        ),
+        # A lone bracket line says nothing about where the gap ends.
+        (
+            "values = [\n|\n]\n",
+            "1,\n]\n2,\n",
+            "1,\n]\n2,",
+        ),
+    ],
+)
+def test_stop_rule_ends_where_the_code_below_begins(source, generated, kept):
+    offset = source.index("|")
+    document = Document("file:///x", "python", 1, source.replace("|", "", 1))
+    ctx = context.build(document, offset, ALWAYS, automatic=False)
+    cut = context.stop_rule(ctx, max_lines=8)(generated)
+    assert (generated[:cut] if cut is not None else generated).rstrip() == kept
+
+
+def test_stop_rule_stops_at_once_when_the_first_line_copies_the_next_one():
+    ctx = at_cursor("def f(x):\n    y = 1\n    |\n    return y\n", "python", settings=ALWAYS)
+    assert context.stop_rule(ctx, max_lines=8)("return y\n    ") == len("return y")
+
+
+@pytest.mark.parametrize(
+    ("source", "gap"),
+    [
+        ("def f(x):\n    y = 1\n    |\n    return y\n", True),  # inside a body
+        ("for c in s:\n    |\n        n += 1\n", True),  # before a body that is there
+        ("def f(x):\n    |\n", False),  # an empty body: the whole body is wanted
+        ("def f(x):\n    if x:\n        y = 1\n|\n    return y\n", False),  # block end
+        ("def f(x):\n    if x:\n        y = 1\n        |\n    return y\n", False),
+        ("def f(x):\n    return x.low|\n", False),  # single
+    ],
+)
+def test_gaps_ask_for_lines_that_lead_back_to_the_code_below(source, gap):
+    assert at_cursor(source, "python").fills_gap() == gap

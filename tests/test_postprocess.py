@@ -44,7 +44,7 @@ CASES = [
         "python",
         "def f(x):\n    |\n    y = x + 1\n    return y\n",
         "x = abs(x)\n    z = 2\n    y = x + 1\n    return y",
-        "x = abs(x)",  # the block has a body already: one line
+        "x = abs(x)\n    z = 2",  # it leads back to the code below: these lines fill the gap
     ),
     (  # cut by the token cap in the middle of a statement: keep the whole lines only
         "python",
@@ -198,3 +198,31 @@ def test_a_short_suggestion_that_finishes_the_statement_is_shown(source, raw, ex
 )
 def test_other_short_suggestions_are_still_dropped(source, raw):
     assert finish(source, "python", raw).reason == "fewer than 3 characters"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("x = abs(x)\n    z = 2\n    w = 3\n    v", "x = abs(x)"),
+        ("x = max(\n        x, 0\n    )\n    z = 2\n    w", "x = max(\n        x, 0\n    )"),
+        ("for x in xs:\n        n += x\n    print(n)\n    n", "for x in xs:\n        n += x"),
+    ],
+)
+def test_a_gap_cut_by_the_cap_keeps_only_its_first_statement(raw, expected):
+    """Lines that never lead back to the code below nor end by themselves: the model was
+    rambling, so only the first statement, whole, is offered."""
+    source = "def f(x, xs):\n    n = 0\n    |\n    y = x + 1\n    return y\n"
+    assert finish(source, "python", raw, truncated=True).text == expected
+
+
+def test_a_gap_that_ends_by_itself_is_kept():
+    source = "class P:\n    def __init__(self, x, y):\n        |\n        self.n = 2\n"
+    raw = "self.x = x\n        self.y = y\n    def norm(self):"
+    assert finish(source, "python", raw).text == "self.x = x\n        self.y = y"
+
+
+def test_a_block_header_whose_body_is_below_comes_alone():
+    # The hole is the loop's header: its body is already below the cursor.
+    source = "def f(xs):\n    n = 0\n|\n        n += x\n    return n\n"
+    raw = "    for x in xs:\n        n += 2 * x\n    return n\n"
+    assert finish(source, "python", raw).text == "    for x in xs:"

@@ -19,6 +19,7 @@ from hintwise.lsp_server.code.syntax import INDENT_BLOCK_LANGUAGES, SyntaxState,
 from hintwise.lsp_server.config import CompletionSettings
 
 Mode = Literal["none", "single", "multi"]
+GAP = "gap: "  # reason prefix: several lines only when they lead back to the code below
 
 # Generous characters per token when cutting the character window the engine then measures.
 CHARS_PER_TOKEN = 8
@@ -85,6 +86,10 @@ class CursorContext:
         if self.previous_line and opens_block(self.previous_line, self.language_id):
             return True
         return indentation(self.previous_line) > 0 and indentation(following) > 0
+
+    def fills_gap(self) -> bool:
+        """Several lines only if the suggestion comes back to the code below the cursor."""
+        return self.mode == "multi" and self.reason.startswith(GAP)
 
     def indent_char(self) -> str:
         """The file's indentation character here (a tab or a space), from the lines around."""
@@ -171,7 +176,13 @@ def _refusal(
 def _block_shape(
     language_id: str, line_prefix: str, previous_line: str, next_lines: tuple[str, ...]
 ) -> tuple[Mode, str]:
-    """One line or several, from where the cursor is in its block (nothing right of it)."""
+    """One line or several, from where the cursor is in its block (nothing right of it).
+
+    Mode "multi" with a reason starting "gap" asks for several lines only when the model's
+    continuation comes back to the code below the cursor (see `fills_gap`): inside a body that
+    goes on, a prefix-only model cannot know how many lines are missing, but when it writes the
+    next line of the document after a few of its own, those few are its answer.
+    """
     following = next((line for line in next_lines if line.strip()), None)
     if line_prefix.strip():
         if not opens_block(line_prefix, language_id):
@@ -180,16 +191,16 @@ def _block_shape(
             return "single", "the block already has a body"
         return "multi", "end of a line that opens a block"
     if previous_line and opens_block(previous_line, language_id):
-        # Like Copilot: several lines only into an empty block. When the body already follows,
-        # the user is inserting one line into it, and more lines would re-write what is there.
         if following is not None and indentation(following) > indentation(previous_line):
-            return "single", "empty line at the start of a block that has a body"
+            return "multi", GAP + "empty line at the start of a block that has a body"
         return "multi", "empty line in an empty block"
     if following is None:
         return "multi", "empty line at the end of the file"
-    if indentation(following) < indentation(line_prefix) or following.strip()[:1] in ")]}":
+    # At column 0 (no auto-indent) the cursor is in the previous line's block.
+    depth = indentation(line_prefix) if line_prefix else indentation(previous_line)
+    if indentation(following) < depth or following.strip()[:1] in ")]}":
         return "multi", "empty line at the end of a block"
-    return "single", "empty line inside a block"
+    return "multi", GAP + "empty line inside a block"
 
 
 def _decide(
@@ -288,21 +299,40 @@ def bracket_delta(line: str) -> int:
     return bracket_scan(line)[0]
 
 
-def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | None]:
-    """The check run after each generated token: where to cut the text, or None to go on."""
-    if context.mode != "multi":
+def next_code_line(next_lines: tuple[str, ...]) -> str:
+    """The first non-blank line below the cursor, stripped ("" when none)."""
+    return next((line.strip() for line in next_lines if line.strip()), "")
 
-        def single(text: str) -> int | None:
-            newline = text.find("\n")
-            return newline if newline >= 0 else None
 
-        return single
+def reaches(line: str, next_code: str) -> bool:
+    """A generated line that is the code already below the cursor: the suggestion has filled
+    the gap and is now re-writing what follows, so it ends before this line. Only lines with a
+    word in them count (a lone `)` or `}` says little about where the gap ends)."""
+    return bool(next_code) and line.strip() == next_code and any(c.isalnum() for c in next_code)
 
-    indent_blocks = context.indent_blocks
 
-    def multi(text: str) -> int | None:
+def _single_stop(text: str) -> int | None:
+    newline = text.find("\n")
+    return newline if newline >= 0 else None
+
+
+@dataclass(frozen=True)
+class _BlockStop:
+    """Where a multi-line suggestion ends: where it leaves its block (dedent, or a closing
+    bracket it did not open), after a blank run, at max_lines, or where it reaches the code
+    already below the cursor (kept in a gap, for `finish` to see that it was reached)."""
+
+    context: CursorContext
+    max_lines: int
+    next_code: str
+    blank_limit: int
+    keep_reached: bool
+
+    def __call__(self, text: str) -> int | None:
         lines = text.split("\n")
-        floor = _block_floor(context, lines[0])
+        if len(lines) > 1 and reaches(self.context.line_prefix + lines[0], self.next_code):
+            return len(lines[0])  # the whole suggestion copies the next line: no need to go on
+        floor = _block_floor(self.context, lines[0])
         position = len(lines[0])
         depth = bracket_delta(lines[0])
         blank_run = 0
@@ -311,23 +341,39 @@ def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | N
             finished = index < len(lines) - 1
             if not line.strip():
                 blank_run += 1 if finished else 0
-                if blank_run >= 2:
+                if blank_run >= self.blank_limit:
                     return position
                 position += 1 + len(line)
                 continue
             blank_run = 0
-            if indent_blocks:
-                if indentation(line) < floor and (finished or line.strip()):
-                    return position
-            else:
-                depth += bracket_delta(line)
-                if depth < 0:
-                    return position
-            if finished:
-                kept += 1
-                if kept >= max_lines:
-                    return position + 1 + len(line)
+            if finished and reaches(line, self.next_code):
+                return position + 1 + len(line) if self.keep_reached else position
+            depth += bracket_delta(line)
+            if self._leaves_block(line, floor, depth):
+                return position
+            kept += 1 if finished else 0
+            if kept >= self.max_lines:
+                return position + 1 + len(line)
             position += 1 + len(line)
         return None
 
-    return multi
+    def _leaves_block(self, line: str, floor: int, depth: int) -> bool:
+        if self.context.indent_blocks:
+            return indentation(line) < floor
+        return depth < 0
+
+
+def stop_rule(context: CursorContext, max_lines: int) -> Callable[[str], int | None]:
+    """The check run after each generated token: where to cut the text, or None to go on."""
+    if context.mode != "multi":
+        return _single_stop
+    # A gap whose next line is blank is a paragraph: a blank line ends it. Elsewhere (an empty
+    # body, the end of a file) a body may hold paragraphs: two blank lines end it.
+    paragraph = bool(context.next_lines[:1]) and not context.next_lines[0].strip()
+    return _BlockStop(
+        context,
+        max_lines,
+        next_code_line(context.next_lines),
+        blank_limit=1 if paragraph else 2,
+        keep_reached=context.fills_gap(),
+    )

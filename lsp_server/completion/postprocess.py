@@ -22,7 +22,10 @@ from hintwise.lsp_server.completion.context import (
     CursorContext,
     bracket_delta,
     bracket_scan,
+    indentation,
+    next_code_line,
     opens_block,
+    reaches,
     stop_rule,
 )
 
@@ -109,6 +112,37 @@ def _self_repeat(lines: list[str], line_prefix: str) -> int:
     return len(lines)
 
 
+def _gap_fill(context: CursorContext, lines: list[str], ended: bool) -> list[str]:
+    """In a gap inside a body: the lines before the one that reaches the code below the cursor,
+    when the suggestion reaches it; all of them when it ended by itself (left its block, a blank
+    line, end of text); else, cut by the token or line cap, only its first statement (as a
+    single-line suggestion would have been, but whole: `call(` with its arguments, `if x:`
+    with its body)."""
+    next_code = next_code_line(context.next_lines)
+    for index, line in enumerate(lines[1:], start=1):
+        if reaches(line, next_code):
+            return lines[:index]
+    first = context.line_prefix + lines[0]
+    following = next((line for line in context.next_lines if line.strip()), "")
+    if opens_block(first, context.language_id) and indentation(following) > indentation(first):
+        return lines[:1]  # a block header whose body is already below: the header alone
+    if ended:
+        return lines
+    return first_statement(context.line_prefix, lines)
+
+
+def first_statement(line_prefix: str, lines: list[str]) -> list[str]:
+    """The leading lines that make the first statement: up to the next line that is back at the
+    first line's indentation with every bracket closed."""
+    start = indentation(line_prefix + lines[0])
+    depth = bracket_delta(lines[0])
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() and depth <= 0 and indentation(line) <= start:
+            return lines[:index]
+        depth += bracket_delta(line)
+    return lines
+
+
 def _syntactic_lines(document: Document, offset: int, lines: list[str]) -> list[str]:
     """The longest leading run of lines that adds no parse error to the document."""
     tree = document.syntax.tree
@@ -150,14 +184,22 @@ def _line_above(context: CursorContext, document: Document, line: str) -> str | 
 
 
 def _multi(
-    context: CursorContext, document: Document, text: str, truncated: bool, cut: int | None
+    context: CursorContext,
+    document: Document,
+    text: str,
+    truncated: bool,
+    cut: int | None,
+    max_lines: int,
 ) -> str | Finished:
     """A multi-line suggestion: whole lines, no repeats, no added parse error."""
     lines = text.rstrip().split("\n")
     # A cap hit mid-line leaves a fragment: keep only whole lines (but never nothing).
     if truncated and len(lines) > 1 and cut is None:
         lines = lines[:-1]
+    ended = not truncated and len(lines) < max_lines
     lines = lines[: _self_repeat(lines, context.line_prefix)]
+    if context.fills_gap():
+        lines = _gap_fill(context, lines, ended=ended)
     repeat = _repeat_start(lines, context.line_prefix, context.next_lines)
     if repeat == 0:
         return Finished(None, "repeats the code below the cursor", repeated=True)
@@ -193,7 +235,7 @@ def finish(
     cut = stop_rule(context, max_lines)(raw)
     text = raw[:cut] if cut is not None else raw
     if context.mode == "multi":
-        shaped = _multi(context, document, text, truncated, cut)
+        shaped = _multi(context, document, text, truncated, cut, max_lines)
     elif context.inserts_line:
         shaped = _line_above(context, document, text.rstrip())
     else:
