@@ -113,8 +113,8 @@ async def test_automatic_requests_search_in_single_line_mode_only(start):
     await ask(completer, block, automatic=True)
     assert engine.completion_requests[-1].candidates == 1
     completer.forget(URI)
-    await ask(completer, BODY, automatic=True)  # a gap in a body: lines up to the code below
-    assert engine.completion_requests[-1].candidates == 1
+    await ask(completer, BODY, automatic=True)  # a gap in a body: ranked by the code below too
+    assert engine.completion_requests[-1].candidates == SETTINGS.candidates
     completer.forget(URI)
     await ask(completer, inside, automatic=True, candidates=1)
     assert engine.completion_requests[-1].candidates == 1

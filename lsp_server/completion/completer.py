@@ -450,11 +450,12 @@ def candidate_search(
 ) -> tuple[int, float]:
     """How many candidates the engine searches, and the least likely first token it follows.
 
-    Automatic requests search in single-line mode (what the ranking was measured on); an
+    Automatic requests search in single-line mode and in a gap inside a body, whose
+    suggestion ends where the code below begins (what the ranking was measured on); an
     invoked request always does, wide, because the user may cycle through the alternatives."""
     if not automatic:
         return max(settings.candidates, ALTERNATIVES), 0.0
-    if ctx.mode != "single":
+    if ctx.mode != "single" and not ctx.fills_gap():
         return 1, 0.0
     return settings.candidates, settings.candidate_min_p
 
