@@ -180,15 +180,25 @@ def run_naive(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> lis
     return answers
 
 
+def start_completer(gguf: Path, threads: int):
+    """The server's Completer on a model worker with a prepared engine (the healing index
+    built), as the server has it once it is ready; stop the worker when done."""
+    from hintwise.lsp_server.completion.completer import Completer
+    from hintwise.models.llama.engine import LlamaEngine
+    from hintwise.models.worker import ModelWorker
+
+    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
+    worker.wait_ready()
+    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
+    return Completer(worker), worker
+
+
 def run_pipeline(
     gguf: Path, holes: list[Hole], scenario: str, handling: str, threads: int
 ) -> list[dict]:
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.code.documents import Document
-    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.models.llama.engine import LlamaEngine
-    from hintwise.models.worker import ModelWorker
 
     settings = CompletionSettings(
         time_limit_ms=20000,
@@ -196,10 +206,7 @@ def run_pipeline(
         prewarm=False,
         candidates=1 if handling == "single" else CompletionSettings.candidates,
     )
-    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
-    worker.wait_ready()
-    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
-    completer = Completer(worker)
+    completer, worker = start_completer(gguf, threads)
     answers = []
 
     async def ask_all() -> None:
@@ -231,17 +238,11 @@ def warm_latency(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> 
     the prompt cache, then each handling on the cached prompt, in alternating order."""
     sys.path.insert(0, str(ROOT))
     from hintwise.lsp_server.code.documents import Document
-    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.models.llama.engine import LlamaEngine
-    from hintwise.models.worker import ModelWorker
 
     base = CompletionSettings(time_limit_ms=20000, prewarm=False)
     handlings = {"single": dataclasses.replace(base, candidates=1), "pipeline": base}
-    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
-    worker.wait_ready()
-    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
-    completer = Completer(worker)
+    completer, worker = start_completer(gguf, threads)
     times: dict[str, list[float]] = {name: [] for name in handlings}
 
     async def ask_all() -> None:

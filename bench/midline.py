@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from fim_quality import paired_difference, wilson  # noqa: E402
+from fim_quality import paired_difference, start_completer, wilson  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SOURCES = (
@@ -150,16 +150,10 @@ def run_naive(gguf: Path, chosen: list[Place], threads: int, window_chars: int) 
 
 def run_pipeline(gguf: Path, chosen: list[Place], threads: int, prefix_tokens: int) -> list[dict]:
     from hintwise.lsp_server.code.documents import Document
-    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.models.llama.engine import LlamaEngine
-    from hintwise.models.worker import ModelWorker
 
     settings = CompletionSettings(time_limit_ms=20000, prewarm=False, prefix_tokens=prefix_tokens)
-    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
-    worker.wait_ready()
-    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
-    completer = Completer(worker)
+    completer, worker = start_completer(gguf, threads)
     answers = []
 
     async def ask_all() -> None:

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fim_quality import DATA, passes, wilson
+from fim_quality import DATA, passes, start_completer, wilson
 
 MAX_HOLE_LINES = 8
 NAIVE_TOKENS = 160
@@ -364,16 +364,10 @@ def run_naive(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> lis
 
 def run_pipeline(gguf: Path, holes: list[Hole], scenario: str, threads: int) -> list[dict]:
     from hintwise.lsp_server.code.documents import Document
-    from hintwise.lsp_server.completion.completer import Completer
     from hintwise.lsp_server.config import CompletionSettings
-    from hintwise.models.llama.engine import LlamaEngine
-    from hintwise.models.worker import ModelWorker
 
     settings = CompletionSettings(time_limit_ms=20000, prewarm=False)
-    worker = ModelWorker(lambda: LlamaEngine(gguf, threads=threads)).start()
-    worker.wait_ready()
-    worker.submit(lambda engine, cancelled: engine.prepare()).future.result()
-    completer = Completer(worker)
+    completer, worker = start_completer(gguf, threads)
     answers = []
 
     async def ask_all() -> None:
