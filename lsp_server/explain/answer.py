@@ -122,8 +122,15 @@ def explain(
         return None
     explanation, line, fix, problem = parse_answer(generation.text, question)
     lines = question.code.split("\n")
+    verified = question.verified_fix
+    shown = verified is not None and 0 <= verified.line - question.first_line < len(lines)
+    if verified is not None and shown:
+        line = verified.line  # a fix that made the failing run pass decides the culprit
     culprit_code = lines[line - question.first_line] if lines else ""
-    fix = _usable_fix(question, line, culprit_code, fix, suspects)
+    if verified is not None and shown:
+        fix = verified.code
+    else:
+        fix = _usable_fix(question, line, culprit_code, fix, suspects)
     result = Explanation(
         markdown="",
         culprit={"uri": question.uri, "line": line} if question.uri else None,

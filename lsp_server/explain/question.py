@@ -21,6 +21,16 @@ from hintwise.lsp_server.explain.tracebacks import (
 MAX_FUNCTION_LINES = 80
 
 
+@dataclass(frozen=True)
+class VerifiedFix:
+    """A change of one line that made the failing run pass, found by re-running it sandboxed
+    (`explain.run`): the strongest fact an explanation can have, so it decides the culprit."""
+
+    line: int  # 0-based file line
+    code: str  # the line as it should read
+    evidence: str  # what passed with it, for the user: "the failing test passes"
+
+
 @dataclass
 class Question:
     """What the model is asked about: the failing place and the code around it."""
@@ -34,6 +44,7 @@ class Question:
     first_line: int  # 0-based line of `code`'s first line
     facts: list[str] = field(default_factory=list)
     function: str | None = None  # the function shown, for execution tracing
+    verified_fix: VerifiedFix | None = None  # set by the sandboxed re-run, when one was found
 
 
 def question_at(
