@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -358,9 +359,7 @@ class Writer:
                 for (table, columns), group in groupby(
                     rows, key=lambda item: (item[0], tuple(item[1]))
                 ):
-                    conn.executemany(
-                        self._statement(table, columns), [tuple(row.values()) for _, row in group]
-                    )
+                    self._insert(conn, self._statement(table, columns), list(group))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -373,6 +372,28 @@ class Writer:
             return
         self._written += len(rows)
         self._batches += 1
+
+    def _insert(
+        self, conn: sqlite3.Connection, sql: str, group: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """All rows of one statement at once; when one of them cannot be stored (a value SQLite
+        cannot bind, a constraint), row by row, dropping only the bad ones: one bad row must
+        never cost the batch or turn the recording off."""
+        conn.execute("SAVEPOINT rows")
+        try:
+            conn.executemany(sql, [tuple(row.values()) for _, row in group])
+            conn.execute("RELEASE rows")
+            return
+        except _ROW_ERRORS:
+            conn.execute("ROLLBACK TO rows")  # the rows before the bad one, to write again
+            conn.execute("RELEASE rows")
+        for _, row in group:
+            try:
+                conn.execute(sql, tuple(row.values()))
+            except _ROW_ERRORS as exc:
+                self._invalid += 1
+                self._written -= 1  # counted as written by _commit
+                self._warn_once(f"row:{type(exc).__name__}", f"telemetry row dropped: {exc!r}")
 
     def _statement(self, table: str, columns: tuple[str, ...]) -> str:
         key = (table, columns)
@@ -426,7 +447,7 @@ class Writer:
                 values[column] = json.dumps(
                     value, ensure_ascii=False, separators=(",", ":"), default=str
                 )
-        return {key: values[key] for key in sorted(values) if values[key] is not None}
+        return {key: _encodable(values[key]) for key in sorted(values) if values[key] is not None}
 
     def _fail(self, exc: BaseException) -> None:
         if self._failed:
@@ -445,6 +466,25 @@ class Writer:
         if key not in self._warned:
             self._warned.add(key)
             log.warning("%s", message)
+
+
+# Errors of one row's values, not of the database: that row is dropped, the others written.
+_ROW_ERRORS = (
+    UnicodeEncodeError,
+    OverflowError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """A string with lone UTF-16 surrogates (which SQLite's UTF-8 cannot hold) repaired to
+    U+FFFD; anything else as it is."""
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def _validate(table: str, values: dict[str, Any]) -> str | None:

@@ -84,3 +84,16 @@ def test_the_range_edit_of_a_long_file_is_the_keystroke():
     at = old.index("line 12345") + 4
     start, end, inserted = minimal_change(old, old[:at] + "s" + old[at:])
     assert (start, end, inserted) == (at, at, "s")
+
+
+def test_lone_surrogates_become_u_fffd_and_positions_stay_right() -> None:
+    from hintwise.lsp_server.code.documents import Document, uri_path, without_lone_surrogates
+
+    assert without_lone_surrogates("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert without_lone_surrogates("😀 ok") == "😀 ok"  # a pair is one code point: untouched
+    document = Document("file:///x.py", "python", 1, "x = '\ud800'\ny = 1\n")
+    assert document.text == "x = '\ufffd'\ny = 1\n"
+    document.apply_change("\udc00", (0, 6), (0, 6))
+    assert document.line_text(0) == "x = '\ufffd\ufffd'"
+    assert document.offset_at(1, 0) == len("x = '\ufffd\ufffd'\n")
+    assert uri_path("file:///tmp/a\ud800.py") is None

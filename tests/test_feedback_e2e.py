@@ -161,3 +161,26 @@ async def test_a_broken_store_is_reported_once_and_completions_go_on(clock_env, 
     assert status.telemetry.ok is False
     assert len(warnings) == 1 and "telemetry.db" in warnings[0]
     assert (tmp_path / "telemetry.db").read_bytes() == garbage  # not overwritten
+
+
+async def test_a_lone_surrogate_in_a_document_or_uri_keeps_the_store_recording(clock_env, tmp_path):
+    """Issue 15: `"\\ud800"` is valid JSON; in a document or a URI it used to turn the store off
+    for the session, and after an edit on its line completions there failed with -32603."""
+    uri = "file:///work/example/pr\ud800imes.py"
+    text = "# caf\ud800 notes\n" + EXAMPLE
+    async with session(clock_env) as client:
+        open_document(client, uri, text)
+        await wait_ready(client)
+        first = await inline(client, uri, LINE + 1, COLUMN)
+        insert(client, uri, 2, 0, 6, "\ud800x")  # an edit on the line with the surrogate
+        there = await inline(client, uri, 0, 8)
+        again = await inline(client, uri, LINE + 1, COLUMN)
+        await advance(client, 0)
+        status = await client.protocol.send_request_async("hintwise/status", {})
+    assert first.items and again.items
+    assert isinstance(there, types.InlineCompletionList)  # answered, not an internal error
+    assert status.telemetry.ok is True
+    db = sqlite_utils.Database(tmp_path / "telemetry.db")
+    stored = list(db.query("select id, file from suggestions"))
+    assert stored and all("\ufffd" in (row["file"] or "\ufffd") for row in stored)
+    assert db["events"].count >= 1

@@ -120,6 +120,30 @@ def test_bad_rows_are_refused_without_stopping_telemetry(tmp_path: Path) -> None
     assert (stats.invalid, stats.written, problems, writer.ok) == (4, 1, [], True)
 
 
+def test_a_lone_surrogate_or_an_unbindable_value_costs_one_row_not_the_recording(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: a lone UTF-16 surrogate (valid JSON from an editor) made the batch raise
+    UnicodeEncodeError and turned telemetry off for the session."""
+    problems: list[str] = []
+    writer = Writer.start(tmp_path / "t.db", on_problem=problems.append, commit_interval=60)
+    writer.enqueue("suggestions", {"id": "s1", "kind": "completion", "text": "x = '\ud800'"})
+    writer.enqueue("events", {"suggestion_id": "s1", "kind": "seen"})
+    writer.enqueue("suggestions", {"id": "s2", "kind": "completion", "file": "/tmp/\udfff.py"})
+    writer.enqueue("suggestions", {"id": "s3", "kind": "completion", "created_ms": 2**70})
+    writer.enqueue("events", {"suggestion_id": "s2", "kind": "seen"})
+    assert writer.close()
+    stats = writer.stats()
+    assert (problems, writer.ok, stats.written, stats.invalid) == ([], True, 4, 1)
+    db = open_db(tmp_path / "t.db")
+    rows = {row["id"]: row for row in db["suggestions"].rows}
+    assert rows["s1"]["text"] == "x = '\ufffd'"
+    assert rows["s2"]["file"] == "/tmp/\ufffd.py"
+    assert "s3" not in rows
+    assert db["events"].count == 2
+    db.close()
+
+
 def test_enqueue_is_cheap(tmp_path: Path) -> None:
     """The real figure (target p99 < 0.1 ms) comes from bench/; this only catches a regression
     that would put disk I/O or encoding on the caller's side."""

@@ -19,6 +19,14 @@ from urllib.parse import unquote, urlparse
 from hintwise.lsp_server.code.syntax import DocumentSyntax
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone UTF-16 surrogate (valid JSON, sent by some editors, but not
+    encodable to UTF-8 for SQLite, tree-sitter or the file system) replaced by U+FFFD. Both take
+    one UTF-16 unit and three UTF-8 bytes, so every position the client sends stays right."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def _units(text: str, encoding: str) -> int:
@@ -65,6 +73,7 @@ class Document:
     _line_starts: list[int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.text = without_lone_surrogates(self.text)
         self.syntax = DocumentSyntax(self.language_id)
 
     @property
@@ -101,6 +110,7 @@ class Document:
 
     def apply_change(self, text: str, start: tuple[int, int] | None, end: tuple[int, int] | None):
         """Apply one content change: a range edit, or the whole text when `start` is None."""
+        text = without_lone_surrogates(text)
         if start is None or end is None:
             self.text = text
         else:
@@ -111,6 +121,7 @@ class Document:
 
     def replace(self, start: int, end: int, text: str) -> None:
         """Replace the characters from offset `start` to `end` with `text`."""
+        text = without_lone_surrogates(text)
         self.text = self.text[:start] + text + self.text[end:]
         self._line_starts = None
 
@@ -184,9 +195,12 @@ class DocumentStore:
 
 
 def uri_path(uri: str) -> Path | None:
-    """The file path of a file:// URI, else None."""
+    """The file path of a file:// URI, else None (also for a path no file system can hold)."""
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+    if parsed.scheme != "file":
+        return None
+    path = unquote(parsed.path)
+    return None if "\x00" in path or _LONE_SURROGATE.search(path) else Path(path)
 
 
 def display_path(uri: str) -> str:

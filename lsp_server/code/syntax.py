@@ -144,7 +144,7 @@ def _point(text: str, offset: int) -> tuple[int, int]:
     """Tree-sitter point (row, byte column) of a character offset."""
     row = text.count("\n", 0, offset)
     line_start = text.rfind("\n", 0, offset) + 1
-    return row, len(text[line_start:offset].encode("utf-8"))
+    return row, len(text[line_start:offset].encode("utf-8", errors="surrogatepass"))
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from hintwise.lsp_server.code.documents import Document, minimal_change
+from hintwise.lsp_server.code.documents import Document, minimal_change, without_lone_surrogates
 from hintwise.lsp_server.code.syntax import language_for_path
 from hintwise.lsp_server.completion.context import CHARS_PER_TOKEN
 from hintwise.lsp_server.features import protocol
@@ -48,7 +48,7 @@ def _apply(ls: HintwiseServer, document: Document, change: Any) -> int:
         end = max(start, document.offset_at(change.range.end.line, change.range.end.character))
         inserted = change.text
     else:
-        start, end, inserted = minimal_change(document.text, change.text)
+        start, end, inserted = minimal_change(document.text, without_lone_surrogates(change.text))
     document.replace(start, end, inserted)
     ls.edited(document, start, end - start, inserted)
     return start + len(inserted)
