@@ -10,6 +10,7 @@ of the wrong type is reported and ignored, never fatal.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,15 +245,62 @@ def _boolean(value: Any, key: str) -> bool:
     raise ValueError(f"{key} must be true or false, not {value!r}")
 
 
+# The range of each numeric setting, by field name (the same name means the same thing in every
+# section); others: any whole number a JSON client can send safely. A value outside is refused with
+# a message, like a value of the wrong type: 1e999 lines must not reach llama.cpp or a timer.
+_RANGES: dict[str, tuple[float, float]] = {
+    "context_length": (128, 1 << 20),
+    "threads": (0, 1024),
+    "prompt_threads": (0, 1024),
+    "gpu_layers": (0, 100_000),
+    "prefix_tokens": (0, 1 << 20),
+    "suffix_tokens": (0, 1 << 20),
+    "project_tokens": (0, 1 << 20),
+    "max_tokens": (1, 32_768),
+    "max_lines": (1, 1_000),
+    "time_limit_ms": (1, 600_000),
+    "min_chars": (0, 10_000),
+    "max_chars_right": (0, 1_000_000),
+    "prewarm_pause_ms": (0, 3_600_000),
+    "candidates": (1, 16),
+    "candidate_min_p": (0, 1),
+    "reject_after_s": (1, 86_400),
+    "connect_timeout_ms": (1, 3_600_000),
+    "timeout_ms": (1, 3_600_000),
+    "retries": (0, 100),
+    "run_timeout_s": (1, 3_600),
+    "run_memory_mb": (16, 1 << 24),
+}
+_WHOLE = (0, 2**31 - 1)
+
+
+def _in_range(number: float, key: str, value: Any) -> None:
+    low, high = _RANGES.get(key.rpartition(".")[2], _WHOLE)
+    if not low <= number <= high:
+        raise ValueError(f"{key} must be from {low:g} to {high:g}, not {value!r}")
+
+
 def _whole_number(value: Any, key: str) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"{key} must be a whole number, not {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{key} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{key} must not be negative, not {value!r}")
+    _in_range(number, key, value)
+    return number
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{key} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{key} must be a finite number, not {value!r}")
+    _in_range(number, key, value)
     return number
 
 
@@ -261,7 +309,7 @@ def _threshold(value: Any, key: str) -> Threshold:
         return value
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}") from None
     if isinstance(value, bool) or not 0 <= number <= 1:
         raise ValueError(f"{key} must be auto or a number from 0 to 1, not {value!r}")
@@ -276,7 +324,7 @@ def _text(value: Any, key: str) -> str:
     return value
 
 
-_COERCE = {"bool": _boolean, "int": _whole_number, "Threshold": _threshold}
+_COERCE = {"bool": _boolean, "int": _whole_number, "float": _number, "Threshold": _threshold}
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
@@ -308,7 +356,7 @@ def apply(settings: Settings, values: dict[str, Any]) -> tuple[Settings, list[st
                 changes.setdefault(section, {})[name] = _coerce(value, _fields(current)[name], key)
             else:
                 problems.append(f"unknown setting {key!r}")
-        except ValueError as error:
+        except (ValueError, TypeError, OverflowError) as error:
             problems.append(str(error))
     replaced = {
         section: dataclasses.replace(getattr(settings, section), **values)

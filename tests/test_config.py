@@ -32,6 +32,32 @@ def test_bad_values_are_reported_and_ignored():
     assert any("unknown setting 'colour'" in p for p in problems)
 
 
+def test_every_numeric_setting_refuses_out_of_range_values_with_a_message():
+    """Issue 15: `{"completion": {"max_lines": 1e999}}` raised OverflowError out of `apply`, so
+    `initialize` failed and the model never started, silently."""
+    numeric = {
+        key: value
+        for key, value in config.defaults().items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    assert len(numeric) > 20
+    for bad in (float("inf"), float("-inf"), float("nan"), 1e999, -1, 2**40, "1e999", [], 0.5):
+        for key in numeric:
+            if bad == 0.5 and key.endswith("_p"):
+                continue  # a probability
+            values = {key: bad, "completion.enabled": False}
+            settings, problems = config.apply(config.Settings(), values)
+            assert settings.completion.enabled is False, (key, bad)  # the rest is applied
+            assert len(problems) == 1 and key in problems[0], (key, bad, problems)
+
+
+def test_a_float_setting_takes_a_number():
+    settings, problems = config.apply(config.Settings(), {"completion.candidate_min_p": 0.05})
+    assert problems == [] and settings.completion.candidate_min_p == 0.05
+    settings, problems = config.apply(config.Settings(), {"completion.candidate_min_p": 1.5})
+    assert len(problems) == 1 and settings.completion.candidate_min_p == 0.2
+
+
 def test_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HINTWISE_MODEL", str(tmp_path / "m.gguf"))
     monkeypatch.setenv("HINTWISE_DATA_DIR", str(tmp_path))

@@ -442,6 +442,29 @@ async def test_settings_change_reloads_the_model_without_a_restart(server_env):
         assert any("max_lines" in message.message for message in client.messages)
 
 
+async def test_an_out_of_range_setting_is_reported_and_the_model_still_starts(server_env):
+    """Issue 15: `initializationOptions {"completion": {"max_lines": 1e999}}` failed
+    `initialize` with OverflowError: no model, empty completions, no message. Python's JSON
+    reads 1e999 as infinity, which is what the client sends here (`Infinity`)."""
+    async with session(server_env, {"completion": {"max_lines": float("inf")}}) as client:
+        ready = await wait_ready(client)
+        open_document(client, URI, EXAMPLE)
+        result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"hintwise": {"completion": {"max_tokens": 1e999, "min_chars": 1}}}
+            )
+        )
+        for _ in range(50):
+            if any("max_tokens" in message.message for message in client.messages):
+                break
+            await asyncio.sleep(0.1)
+        messages = [message.message for message in client.messages]
+    assert ready.state == "ready" and result.items
+    assert any("max_lines" in m for m in messages) and any("max_tokens" in m for m in messages)
+    assert not any("Error in server" in m for m in messages)
+
+
 def test_serve_over_tcp(server_env):
     import socket
 
