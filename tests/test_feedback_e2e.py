@@ -184,3 +184,20 @@ async def test_a_lone_surrogate_in_a_document_or_uri_keeps_the_store_recording(c
     stored = list(db.query("select id, file from suggestions"))
     assert stored and all("\ufffd" in (row["file"] or "\ufffd") for row in stored)
     assert db["events"].count >= 1
+
+
+async def test_one_suggestion_one_final_outcome_through_the_server(clock_env, tmp_path):
+    """Issue 15: `didShow` ×5 stored five `seen`; `didReject` then `hintwise.accept` answered
+    accepted and stored both."""
+    async with session(clock_env) as client:
+        _, suggestion_id = await first_suggestion(client)
+        for _ in range(5):
+            client.protocol.notify("hintwise/didShow", {"id": suggestion_id})
+        await advance(client, 1)
+        client.protocol.notify("hintwise/didReject", {"id": suggestion_id})
+        answer = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="hintwise.accept", arguments=[suggestion_id])
+        )
+        await advance(client, 0)
+    assert answer["accepted"] is False and "rejected" in answer["reason"]
+    assert [e["kind"] for e in events(tmp_path, suggestion_id)] == ["shown", "seen", "rejected"]

@@ -21,6 +21,8 @@ def accept(ls: HintwiseServer, suggestion_id: str, *details: Any) -> dict:
             f"invalid arguments: {protocol.ACCEPT} takes [id] or [id, {{gate}}]"
         )
     if not ls.feedback.completions.accepted(suggestion_id):
+        if ls.feedback.completions.outcome(suggestion_id) == "rejected":
+            return {"accepted": False, "reason": "the suggestion was rejected explicitly"}
         return {"accepted": False, "reason": "unknown or expired suggestion id"}
     return {"accepted": True, "id": suggestion_id}
 

@@ -45,10 +45,15 @@ class Tracked:
     document: Document
     offset: int  # where the suggestion was (is) inserted; kept in step with edits above it
     line_prefix: str  # the line's text before the cursor, to find the spot again
+    line_suffix: str = ""  # the line's text after the cursor: there already, not written
     typed: str = ""  # what the user has typed along it so far
     outcome: str | None = None
+    reason: str | None = None  # of a rejection
     accepted_text: str = ""
     timers: list[Timer] = field(default_factory=list)
+    timeout: Timer | None = None  # re-armed while the user types along
+    seen_armed: bool = False  # one "seen" per suggestion, however often the plugin says so
+    replacement_done: bool = False  # one "replacement" per rejected suggestion
     # A runner-up offered beside the suggestion is written to the store only once taken
     # (with these settings): until then nobody knows it was on screen.
     unrecorded: dict | None = None
@@ -131,10 +136,7 @@ class FeedbackTracker:
         previous = self._active.get(document.uri)
         if previous is not None and previous.outcome is None:
             self.rejected(previous.id, "superseded")
-        line_start = document.text.rfind("\n", 0, result.offset) + 1
-        tracked = Tracked(
-            result, document, result.offset, document.text[line_start : result.offset]
-        )
+        tracked = _tracked(result, document)
         self._remember(tracked)
         self._active[document.uri] = tracked
         self.record(self._suggestion_row(tracked, settings))
@@ -150,10 +152,7 @@ class FeedbackTracker:
         supersede the suggestion on screen."""
         if not result.id or not result.text or result.id in self._tracked:
             return
-        line_start = document.text.rfind("\n", 0, result.offset) + 1
-        tracked = Tracked(
-            result, document, result.offset, document.text[line_start : result.offset]
-        )
+        tracked = _tracked(result, document)
         tracked.unrecorded = settings
         self._remember(tracked)
 
@@ -167,8 +166,9 @@ class FeedbackTracker:
     def did_show(self, suggestion_id: str) -> None:
         """Our plugin drew it; after 750 ms still on screen it counts as seen."""
         tracked = self._tracked.get(suggestion_id)
-        if tracked is None or tracked.outcome is not None:
+        if tracked is None or tracked.outcome is not None or tracked.seen_armed:
             return
+        tracked.seen_armed = True
 
         def seen() -> None:
             if tracked.outcome is None:
@@ -177,8 +177,11 @@ class FeedbackTracker:
         tracked.timers.append(self.clock.call_later(SEEN_AFTER_S, seen))
 
     def accepted(self, suggestion_id: str) -> bool:
+        """The user took it all. After an explicit rejection that is a client's contradiction and
+        is refused (one final outcome); after a rejection we only inferred (a timeout, say) it
+        is the truth and is recorded."""
         tracked = self._tracked.get(suggestion_id)
-        if tracked is None:
+        if tracked is None or tracked.reason == "explicit":
             return False
         if tracked.outcome == "accepted":
             return True
@@ -191,8 +194,10 @@ class FeedbackTracker:
 
     def partially_accepted(self, suggestion_id: str, accepted_chars: int) -> bool:
         tracked = self._tracked.get(suggestion_id)
-        if tracked is None or tracked.outcome == "accepted":
-            return tracked is not None
+        if tracked is None or tracked.reason == "explicit":
+            return False
+        if tracked.outcome == "accepted":
+            return True
         self._record_taken(tracked)
         accepted_chars = max(0, min(accepted_chars, len(tracked.text)))
         if accepted_chars >= len(tracked.text):
@@ -200,7 +205,8 @@ class FeedbackTracker:
         first = tracked.outcome != "partially_accepted"
         if not first and accepted_chars <= len(tracked.accepted_text):
             return True  # already known: the edit was seen before the plugin's notification
-        self._settle(tracked, "partially_accepted")
+        if first:  # a later, larger part keeps the survival checks the first one armed
+            self._settle(tracked, "partially_accepted")
         tracked.accepted_text = tracked.text[:accepted_chars]
         self._event(tracked, "partially_accepted", accepted_chars=accepted_chars)
         if first:
@@ -212,6 +218,7 @@ class FeedbackTracker:
         if tracked is None or tracked.outcome is not None or tracked.unrecorded is not None:
             return False
         self._settle(tracked, "rejected")
+        tracked.reason = reason
         self._event(tracked, "rejected", reason=reason)
         self.on_rejected(tracked.id)
         uri = tracked.document.uri
@@ -236,6 +243,11 @@ class FeedbackTracker:
         awaiting = self._awaiting_replacement.get(document.uri)
         if awaiting is not None and not _same_line(document, awaiting.offset, start):
             self._capture_replacement(awaiting)
+
+    def outcome(self, suggestion_id: str) -> str | None:
+        """The suggestion's outcome so far ("shown" when unanswered), None when unknown."""
+        tracked = self._tracked.get(suggestion_id)
+        return None if tracked is None else tracked.outcome or "shown"
 
     def counts(self) -> dict[str, int]:
         """Outcomes of the suggestions still in memory (for `hintwise/status`)."""
@@ -273,7 +285,10 @@ class FeedbackTracker:
         def timeout() -> None:
             self.rejected(tracked.id, "timeout")
 
-        tracked.timers.append(self.clock.call_later(self.reject_after_s, timeout))
+        if tracked.timeout is not None:
+            tracked.timeout.cancel()
+        tracked.timeout = self.clock.call_later(self.reject_after_s, timeout)
+        tracked.timers.append(tracked.timeout)
 
     def _arm_survival(self, tracked: Tracked) -> None:
         for after in SURVIVAL_CHECKS_S:
@@ -293,10 +308,7 @@ class FeedbackTracker:
                 tracked.typed = along
                 return
             tracked.typed = along
-            for timer in tracked.timers:
-                timer.cancel()
-            tracked.timers.clear()
-            self._arm_timeout(tracked)
+            self._arm_timeout(tracked)  # the pending "seen" stays armed
             return
         if _same_line(tracked.document, tracked.offset, start):
             self.rejected(tracked.id, "diverged")
@@ -319,8 +331,10 @@ class FeedbackTracker:
         """Record what the user wrote where the rejected suggestion would have gone."""
         if self._awaiting_replacement.get(tracked.document.uri) is tracked:
             del self._awaiting_replacement[tracked.document.uri]
-        if tracked.outcome != "rejected":
+        if tracked.outcome != "rejected" or tracked.replacement_done:
             return
+        tracked.replacement_done = True
+        tracked.cancel_timers()  # the one-minute timer, when the user moved on before it
         document = tracked.document
         line_start = document.text.rfind("\n", 0, tracked.offset) + 1
         lines_wanted = tracked.text.count("\n") + 1
@@ -332,6 +346,8 @@ class FeedbackTracker:
         if not written_lines.startswith(tracked.line_prefix):
             return  # the line was rewritten from its start: no longer the same spot
         written = written_lines[len(tracked.line_prefix) :]
+        if tracked.line_suffix.strip() and written.endswith(tracked.line_suffix):
+            written = written[: len(written) - len(tracked.line_suffix)]  # there before
         if written.strip() and written.strip() != tracked.text.strip():
             self._event(tracked, "replacement", text=written)
 
@@ -355,6 +371,16 @@ class FeedbackTracker:
             latency=result.latency_ms,
             token_logprobs=list(engine.token_logprobs) if engine else None,
         )
+
+
+def _tracked(result: Result, document: Document) -> Tracked:
+    text, offset = document.text, result.offset
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    line_end = len(text) if line_end < 0 else line_end
+    return Tracked(
+        result, document, offset, text[line_start:offset], text[offset:line_end].rstrip("\r")
+    )
 
 
 def _same_line(document: Document, a: int, b: int) -> bool:
