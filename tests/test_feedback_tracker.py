@@ -477,6 +477,24 @@ def test_superseded_when_the_document_is_closed(h):
     assert h.rejected_ids == ["s1"]
 
 
+def test_a_closed_document_is_let_go(h):
+    """Issue 15: each closed 5 MB document that got a suggestion stayed referenced by the
+    tracker (~11 MB each), up to 5,000 suggestions."""
+    import gc
+    import weakref
+
+    h.show()
+    h.tracker.accepted("s1")
+    h.show("x", offset=0, sid="s2", uri=URI)
+    closed = weakref.ref(h.documents.pop(URI))
+    h.tracker.closed(URI)
+    assert h.tracker.counts() == {}
+    h.clock.advance(400)  # the survival checks of the closed file were dropped with it
+    assert h.survival("s1") == {}
+    gc.collect()
+    assert closed() is None
+
+
 def test_typing_that_does_not_follow_it_on_the_same_line_diverges(h):
     h.show()
     h.type(OFFSET, "wi")

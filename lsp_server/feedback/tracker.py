@@ -258,12 +258,20 @@ class FeedbackTracker:
         return totals
 
     def closed(self, uri: str) -> None:
-        active = self._active.pop(uri, None)
+        """The document was closed: settle what is open, then let go of it (a closed 5 MB file
+        stayed referenced here, one copy per suggestion it got); checks still pending on it
+        cannot see the user's text any more and are dropped."""
+        active = self._active.get(uri)
         if active is not None and active.outcome is None:
             self.rejected(active.id, "superseded")
+        self._active.pop(uri, None)
         awaiting = self._awaiting_replacement.get(uri)
         if awaiting is not None:
             self._capture_replacement(awaiting)
+        for suggestion_id, tracked in list(self._tracked.items()):
+            if tracked.document.uri == uri:
+                tracked.cancel_timers()
+                del self._tracked[suggestion_id]
 
     # -- inner workings --------------------------------------------------------------------
 
