@@ -81,6 +81,16 @@ class HintwiseServer(LanguageServer):
         roots = [uri_path(uri) for uri in uris]
         self.completer.project.roots = [root for root in roots if root is not None]
 
+    def in_workspace(self, path: Path) -> bool:
+        """Whether `path` (symbolic links resolved) lies in one of the workspace folders: the
+        only files a client may make the server read (explain) or write (export) without the
+        user choosing them."""
+        try:
+            real = path.resolve()
+            return any(real.is_relative_to(root.resolve()) for root in self.completer.project.roots)
+        except (OSError, RuntimeError, ValueError):
+            return False
+
     def open_text(self, path: Path) -> str | None:
         """The text of the open document at a file path, if one is open there."""
         return self.documents.text_at(path)

@@ -33,10 +33,13 @@ def _root(ls: HintwiseServer) -> Path | None:
 
 
 def _read(ls: HintwiseServer, path: Path) -> str:
-    """An open document's text (what the user sees), else the file on disk."""
+    """An open document's text (what the user sees), else the file on disk when it is in the
+    workspace: a client must not make the server echo `/etc/...` into an answer and the store."""
     document = ls.documents.get(path.as_uri())
     if document is not None:
         return document.text
+    if not ls.in_workspace(path):
+        raise OSError(f"{path} is outside the workspace")
     return path.read_text(encoding="utf-8", errors="surrogateescape")
 
 
@@ -74,6 +77,8 @@ def _source(ls: HintwiseServer, uri: str) -> tuple[str, str]:
         return document.text, document.language_id
     path = uri_path(uri)
     if path is not None and path.is_file():
+        if not ls.in_workspace(path):
+            raise JsonRpcInvalidParams(f"{uri} is neither open nor in the workspace")
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
         return text, language_for_path(str(path))
     raise JsonRpcInvalidParams(f"{uri} is neither open nor a readable file")

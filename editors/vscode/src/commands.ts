@@ -111,7 +111,9 @@ async function exportFeedback(ctx: CommandContext): Promise<void> {
   if (!target) {
     return;
   }
-  const result = (await ctx.run("hintwise.exportFeedback", { format: format.label, path: target.fsPath })) as
+  // The user chose the file in the save dialog (which asks before replacing one).
+  const options = { format: format.label, path: target.fsPath, confirmed: true, replace: true };
+  const result = (await ctx.run("hintwise.exportFeedback", options)) as
     | { written?: number; skipped?: number; error?: string }
     | undefined;
   if (result?.error) {
