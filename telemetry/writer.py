@@ -13,8 +13,10 @@ WAL on the next open. Only an operating-system crash or power loss can lose the 
 (NORMAL does not fsync every commit), which is the trade SQLite recommends for WAL: it is what
 makes 20,000+ events/s possible.
 
-When the database cannot be used (locked by another program for longer than `busy_timeout`,
-corrupt, not a database, unwritable, disk full, or anything unexpected), the writer calls
+A lock another program holds for longer than `busy_timeout` is waited out: the writer tries again
+after a growing pause (up to LOCK_RETRY_MAX_S) and keeps the rows meanwhile, within `max_pending`.
+When the database cannot be used (corrupt, with damaged pages found by `PRAGMA quick_check` on
+opening, not a database, unwritable, disk full, or anything unexpected), the writer calls
 `on_problem` once with one clear sentence, stops writing, and from then on drops (and counts)
 whatever it is given. It never raises into the caller, never retries in a loop, and never
 touches the broken file (no repair, no overwrite, no delete): the user decides what to do with it.
@@ -73,6 +75,7 @@ _AUTO_ID: dict[str, frozenset[str]] = {
 _SET_ONCE = frozenset({"id", "created", "created_ms"})
 
 ProblemCallback = Callable[[str], None]
+LOCK_RETRY_MAX_S = 30.0
 
 
 class _Flush:
@@ -177,6 +180,7 @@ class Writer:
         self._invalid = 0
         self._batches = 0
         self._warned: set[str] = set()
+        self._lock_waits = 0
         self._statements: dict[tuple[str, tuple[str, ...]], str] = {}
         self._columns: dict[str, frozenset[str]] = {}
 
@@ -253,12 +257,23 @@ class Writer:
 
     # --- the writer thread ----------------------------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection | None:
+        """The open database, after waiting out another program's lock; None when it cannot be
+        used (reported)."""
+        while True:
+            try:
+                conn = self._open()
+            except Exception as exc:
+                if _is_busy(exc) and not self._closed:
+                    self._wait_for_lock()
+                    continue
+                self._fail(exc)
+                return None
+            self._lock_waits = 0
+            return conn
+
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = self._open()
-        except Exception as exc:
-            self._fail(exc)
+        conn = self._connect()
         try:
             while True:
                 batch = [self._queue.get()]
@@ -296,6 +311,11 @@ class Writer:
             if str(mode).lower() != "wal":
                 log.warning("telemetry database %s: journal_mode is %s, not wal", self.path, mode)
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Damaged interior pages are found here, once, not after a session of writing into
+            # them (the schema page alone says nothing about the others).
+            check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
             db = Database(conn, execute_plugins=False, recursive_triggers=False)
             migrate(db)
             if self._on_ready is not None:
@@ -353,47 +373,73 @@ class Writer:
         if self._failed:
             self._dropped += len(rows)
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        while True:
             try:
-                for (table, columns), group in groupby(
-                    rows, key=lambda item: (item[0], tuple(item[1]))
-                ):
-                    self._insert(conn, self._statement(table, columns), list(group))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
-            self._dropped += len(rows)
-            self._fail(exc)
-            return
-        self._written += len(rows)
+                bad = self._transaction(conn, rows)
+                break
+            except Exception as exc:
+                if _is_busy(exc) and not self._closed:
+                    self._wait_for_lock()  # the rows stay here; the queue holds what comes
+                    continue
+                self._dropped += len(rows)
+                self._fail(exc)
+                return
+        self._lock_waits = 0
+        self._written += len(rows) - bad
+        self._invalid += bad
         self._batches += 1
+
+    def _wait_for_lock(self) -> None:
+        """Another program holds the database longer than busy_timeout: pause and try again,
+        a little longer each time."""
+        self._lock_waits += 1
+        pause = min(LOCK_RETRY_MAX_S, self._busy_timeout * 2 ** min(self._lock_waits, 10))
+        self._warn_once(
+            "busy",
+            f"telemetry: {self.path} is locked by another program; the writer keeps the rows "
+            "and tries again",
+        )
+        time.sleep(pause)
+
+    def _transaction(self, conn: sqlite3.Connection, rows: list[tuple[str, dict[str, Any]]]) -> int:
+        """Insert `rows` in one transaction; how many of them were bad and left out."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            bad = 0
+            for (table, columns), group in groupby(
+                rows, key=lambda item: (item[0], tuple(item[1]))
+            ):
+                bad += self._insert(conn, self._statement(table, columns), list(group))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return bad
 
     def _insert(
         self, conn: sqlite3.Connection, sql: str, group: list[tuple[str, dict[str, Any]]]
-    ) -> None:
+    ) -> int:
         """All rows of one statement at once; when one of them cannot be stored (a value SQLite
-        cannot bind, a constraint), row by row, dropping only the bad ones: one bad row must
-        never cost the batch or turn the recording off."""
+        cannot bind, a constraint), row by row, leaving out only the bad ones (how many): one
+        bad row must never cost the batch or turn the recording off."""
         conn.execute("SAVEPOINT rows")
         try:
             conn.executemany(sql, [tuple(row.values()) for _, row in group])
             conn.execute("RELEASE rows")
-            return
+            return 0
         except _ROW_ERRORS:
             conn.execute("ROLLBACK TO rows")  # the rows before the bad one, to write again
             conn.execute("RELEASE rows")
+        bad = 0
         for _, row in group:
             try:
                 conn.execute(sql, tuple(row.values()))
             except _ROW_ERRORS as exc:
-                self._invalid += 1
-                self._written -= 1  # counted as written by _commit
+                bad += 1
                 self._warn_once(f"row:{type(exc).__name__}", f"telemetry row dropped: {exc!r}")
+        return bad
 
     def _statement(self, table: str, columns: tuple[str, ...]) -> str:
         key = (table, columns)
@@ -485,6 +531,13 @@ def _encodable(value: Any) -> Any:
     if isinstance(value, str) and _LONE_SURROGATE.search(value):
         return _LONE_SURROGATE.sub("\ufffd", value)
     return value
+
+
+def _is_busy(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (
+        isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    )
 
 
 def _validate(table: str, values: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,36 +200,50 @@ LOCKER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def locked_by_another_process() -> Iterator[Callable[[Path], None]]:
-    processes: list[subprocess.Popen[str]] = []
-
-    def lock(path: Path) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LOCKER, str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(process)
-        assert process.stdout is not None and process.stdout.readline().strip() == "locked"
-
-    yield lock
-    for process in processes:
-        process.communicate("\n", timeout=10)
-        assert process.returncode == 0
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["new-file", "telemetry-db-in-wal"])
-def test_database_locked_by_another_process(
-    tmp_path: Path, locked_by_another_process: Callable[[Path], None], existing: bool
+def test_a_lock_held_longer_than_the_busy_timeout_is_waited_out(
+    tmp_path: Path, existing: bool
 ) -> None:
+    """Issue 15: a lock held for over busy_timeout stopped the recording until a restart."""
     path = tmp_path / "t.db"
     if existing:
         open_db(path).close()  # a migrated telemetry database, in WAL mode
-    locked_by_another_process(path)
-    writer, problems = start_failing(path, busy_timeout=0.2)
-    assert_stopped_once(writer, problems, "is locked by another program (waited 0.2 s)")
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+    problems: list[str] = []
+    writer = Writer.start(path, on_problem=problems.append, busy_timeout=0.2)
+    for n in range(5):
+        writer.enqueue("events", {"suggestion_id": "a", "kind": "shown", "data": {"n": n}})
+    assert writer.flush(1.0) is False  # still waiting for the other program
+    locker.communicate("\n", timeout=10)  # it lets go after about a second
+    assert writer.flush(20) and writer.close(5)
+    assert (problems, writer.ok, writer.stats().written) == ([], True, 5)
+    db = open_db(path)
+    assert db["events"].count == 5
+    db.close()
+
+
+def test_damaged_interior_pages_are_found_on_opening(tmp_path: Path) -> None:
+    """Issue 15: a store with damaged interior pages was written into for the whole session;
+    only stats and export failed later."""
+    path = tmp_path / "t.db"
+    writer = Writer.start(path)
+    for n in range(3000):
+        writer.enqueue("events", {"suggestion_id": f"s{n}", "kind": "shown", "data": {"n": n}})
+    assert writer.close(10)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 12 * page
+    data[6 * page : 7 * page] = b"\xa5" * page  # an interior page; the header and schema are fine
+    path.write_bytes(bytes(data))
+    writer, problems = start_failing(path)
+    assert_stopped_once(writer, problems, "is damaged or is not an SQLite database")
+    assert path.read_bytes() == bytes(data)
 
 
 def test_corrupt_file_is_reported_and_left_byte_for_byte(tmp_path: Path) -> None:
