@@ -81,6 +81,11 @@ class HintwiseServer(LanguageServer):
         roots = [uri_path(uri) for uri in uris]
         self.completer.project.roots = [root for root in roots if root is not None]
 
+    async def persisted(self, timeout: float = 1.0) -> None:
+        """Wait until the store has committed what was recorded so far (at most `timeout`): an
+        outcome the client got an answer for must survive a kill -9 of the server."""
+        await asyncio.to_thread(self.feedback.flush, timeout)
+
     def in_workspace(self, path: Path) -> bool:
         """Whether `path` (symbolic links resolved) lies in one of the workspace folders: the
         only files a client may make the server read (explain) or write (export) without the

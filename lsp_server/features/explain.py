@@ -172,7 +172,7 @@ async def explain_traceback(ls: HintwiseServer, *args: Any) -> dict:
     return await _answer(ls, question, context, value.get("show") is not False)
 
 
-def rate(ls: HintwiseServer, *args: Any) -> dict:
+async def rate(ls: HintwiseServer, *args: Any) -> dict:
     value = protocol.command_object(args, "id", "helpful")
     explanation_id, helpful = value["id"], value["helpful"]
     if not isinstance(helpful, bool):
@@ -180,6 +180,7 @@ def rate(ls: HintwiseServer, *args: Any) -> dict:
     if explanation_id not in ls.explanations.explanations:
         return {"rated": False, "reason": "unknown or expired explanation id"}
     ls.feedback.insights.rated(explanation_id, helpful)
+    await ls.persisted()
     return {"rated": True, "id": explanation_id}
 
 

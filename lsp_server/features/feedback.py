@@ -14,7 +14,7 @@ from hintwise.lsp_server.features import protocol
 from hintwise.lsp_server.server import HintwiseServer
 
 
-def accept(ls: HintwiseServer, suggestion_id: str, *details: Any) -> dict:
+async def accept(ls: HintwiseServer, suggestion_id: str, *details: Any) -> dict:
     """`[id]`, or `[id, {gate, pre}]` as attached to the items (the scores are ignored)."""
     if len(details) > 1 or not isinstance(suggestion_id, str):
         raise JsonRpcInvalidParams(
@@ -24,6 +24,7 @@ def accept(ls: HintwiseServer, suggestion_id: str, *details: Any) -> dict:
         if ls.feedback.completions.outcome(suggestion_id) == "rejected":
             return {"accepted": False, "reason": "the suggestion was rejected explicitly"}
         return {"accepted": False, "reason": "unknown or expired suggestion id"}
+    await ls.persisted()
     return {"accepted": True, "id": suggestion_id}
 
 
