@@ -22,6 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from hintwise.lsp_server.review.comments import Comment, apply_replacement
 from hintwise.lsp_server.review.intended import intended
 
 # Rule → comment severity. error: raises or misbehaves at run time every time it runs;
@@ -54,7 +55,6 @@ RULES: dict[str, str] = {
     "F525": "error",
     "F601": "warning",  # dict key repeated with another value
     "F602": "warning",
-    "F621": "error",
     "F622": "error",
     "F811": "warning",  # redefinition of an unused name
     "F841": "warning",  # local variable assigned but never used
@@ -79,6 +79,7 @@ RULES: dict[str, str] = {
     "PLW1501": "error",  # invalid open() mode
 }
 TIMEOUT_S = 5.0
+PREFIX = "ruff:"  # a static comment's kind is PREFIX + rule
 
 
 @dataclass(frozen=True)
@@ -258,3 +259,48 @@ def line_replacement(old: str, new: str, line: int) -> str | None:
     if not any(part.strip() for part in changed_new):
         return None
     return "\n".join(changed_new)
+
+
+def comments_for(
+    text: str, language: str, findings: list[Finding], flagged_lines: set[int]
+) -> tuple[list[Comment], dict[str, int]]:
+    """A review comment per finding (one per rule and line), with ruff's own fix when it is a
+    change of that line that still parses; none on lines another server already flagged."""
+    comments: list[Comment] = []
+    dropped: dict[str, int] = {}
+    seen: set[tuple[int, str]] = set()
+    lines = text.split("\n")
+    for finding in findings:
+        reason = (
+            "line already has a diagnostic"
+            if finding.line in flagged_lines
+            else "repeated"
+            if (finding.line, finding.code) in seen
+            else None
+        )
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        seen.add((finding.line, finding.code))
+        line = lines[finding.line] if finding.line < len(lines) else ""
+        comment = Comment(
+            line=finding.line,
+            severity=RULES[finding.code],
+            message=f"{finding.message} [{finding.code}]",
+            kind=PREFIX + finding.code,
+            start_character=finding.column,
+            end_character=finding.end_column
+            if finding.end_line == finding.line
+            else len(line.rstrip()),
+            end_line=finding.line,
+        )
+        fixed = fixed_text(text, finding)
+        comment.replacement = line_replacement(text, fixed, finding.line) if fixed else None
+        if comment.replacement is not None and apply_replacement(text, language, comment) is None:
+            comment.replacement = None
+        comments.append(comment)
+    return comments, dropped
+
+
+def is_static(comment: Comment) -> bool:
+    return comment.kind.startswith(PREFIX)
