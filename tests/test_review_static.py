@@ -5,11 +5,13 @@ and a clean modern file gets nothing."""
 
 from __future__ import annotations
 
+import json
 import stat
-import textwrap
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import hintwise_command
 
 from hintwise.lsp_server.review import static
 from hintwise.lsp_server.review.comments import Comment, apply_replacement
@@ -176,10 +178,6 @@ def test_no_comment_on_a_line_another_server_flagged():
     assert dropped == {"line already has a diagnostic": 1}
 
 
-def code(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
-
-
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -277,3 +275,29 @@ def test_static_comments_keep_their_id_and_a_dismissed_one_stays_away():
     reviews.remove(dismissed.id)
     run()
     assert "ruff:E711" not in {c.kind for c in reviews.current([], 10)}
+
+
+@pytest.mark.model
+def test_hintwise_review_reports_each_rule_with_its_fix_and_nothing_on_clean_code(
+    server_env: dict[str, str], gemma_path: Path, tmp_path: Path
+):
+    for rule, text in SNIPPETS.items():
+        (tmp_path / f"defect_{rule}.py").write_text(text)
+    (tmp_path / "clean.py").write_text(CLEAN)
+    env = {**server_env, "HINTWISE_MODEL": str(gemma_path), "HINTWISE_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [*hintwise_command(), "review", "--format", "json", *sorted(tmp_path.glob("*.py"))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    rows = json.loads(done.stdout)["comments"]
+    static_rows = [row for row in rows if row["rule"].startswith("ruff:")]
+    for rule in static.RULES:
+        mine = [row for row in static_rows if Path(row["file"]).name == f"defect_{rule}.py"]
+        assert f"ruff:{rule}" in {row["rule"] for row in mine}, (rule, mine, done.stderr[-500:])
+        if rule in FIXED:
+            assert any(row["replacement"] for row in mine if row["rule"] == f"ruff:{rule}"), rule
+    assert [row for row in static_rows if row["file"].endswith("clean.py")] == []
