@@ -301,3 +301,25 @@ def test_hintwise_review_reports_each_rule_with_its_fix_and_nothing_on_clean_cod
         if rule in FIXED:
             assert any(row["replacement"] for row in mine if row["rule"] == f"ruff:{rule}"), rule
     assert [row for row in static_rows if row["file"].endswith("clean.py")] == []
+
+
+def test_sarif_names_the_rule_of_a_static_comment():
+    from hintwise.lsp_server.cli.review import sarif
+
+    row = {
+        "file": "a.py",
+        "line": 2,
+        "column": 5,
+        "end_column": 6,
+        "severity": "warning",
+        "message": "Local variable `x` is assigned to but never used [F841]",
+        "replacement": "    compute()",
+        "function": "function f",
+        "rule": "ruff:F841",
+    }
+    run = sarif([row], "gemma3-270m", "0.1")["runs"][0]
+    assert run["results"][0]["ruleId"] == "ruff:F841"
+    assert {rule["id"] for rule in run["tool"]["driver"]["rules"]} == {
+        "hintwise.review",
+        "ruff:F841",
+    }

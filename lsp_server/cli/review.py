@@ -48,7 +48,9 @@ def sarif(results: list[dict], model: str, version: str) -> dict:
                             },
                             *(
                                 {"id": rule, "shortDescription": {"text": f"ruff {rule[5:]}"}}
-                                for rule in sorted({r["rule"] for r in results} - {_MODEL_RULE})
+                                for rule in sorted(
+                                    {r.get("rule", _MODEL_RULE) for r in results} - {_MODEL_RULE}
+                                )
                             ),
                         ],
                     }
