@@ -71,7 +71,9 @@ SNIPPETS = {
     "PLE1307": "def f():\n    return '%d' % 'x'\n",
     "PLE1310": "def f():\n    return 'text'.strip('aab')\n",
     "PLW1501": "def f():\n    return open('x', 'rz')\n",
+    "unreachable": "def f(x):\n    return x\n    print(x)\n",
 }
+ALL_RULES = [*static.RULES, *static.OWN_RULES]
 
 
 # Rules whose defect above ruff fixes by changing the flagged line (the issue's examples first).
@@ -127,12 +129,25 @@ def safe(path: str) -> str | None:
         pass
 
 
+def nothing() -> Iterator[str]:
+    return
+    yield
+
+
+def first(values: list[int]) -> int:
+    for value in values:
+        if value:
+            return value
+        continue
+    raise ValueError("empty")
+
+
 def pattern() -> re.Pattern[str]:
     return re.compile(r"\\d+")
 """
 
 
-@pytest.mark.parametrize("rule", list(static.RULES))
+@pytest.mark.parametrize("rule", ALL_RULES)
 def test_every_selected_rule_reports_its_defect(rule: str):
     result = static.check(SNIPPETS[rule], "python", "defect.py")
     assert result.problem is None
@@ -294,10 +309,11 @@ def test_hintwise_review_reports_each_rule_with_its_fix_and_nothing_on_clean_cod
     )
     assert done.returncode in (0, 1), done.stderr
     rows = json.loads(done.stdout)["comments"]
-    static_rows = [row for row in rows if row["rule"].startswith("ruff:")]
-    for rule in static.RULES:
+    static_rows = [row for row in rows if row["rule"] != "hintwise.review"]
+    for rule in ALL_RULES:
         mine = [row for row in static_rows if Path(row["file"]).name == f"defect_{rule}.py"]
-        assert f"ruff:{rule}" in {row["rule"] for row in mine}, (rule, mine, done.stderr[-500:])
+        kinds = {row["rule"].split(":")[1] for row in mine}
+        assert rule in kinds, (rule, mine, done.stderr[-500:])
         if rule in FIXED:
             assert any(row["replacement"] for row in mine if row["rule"] == f"ruff:{rule}"), rule
     assert [row for row in static_rows if row["file"].endswith("clean.py")] == []
@@ -323,3 +339,49 @@ def test_sarif_names_the_rule_of_a_static_comment():
         "hintwise.review",
         "ruff:F841",
     }
+
+
+def test_doctor_says_when_the_static_checks_cannot_run(monkeypatch):
+    from hintwise.lsp_server.cli.doctor import _static_check, _static_lines
+    from hintwise.lsp_server.config import Settings
+
+    problems: list[str] = []
+    working = _static_check(Settings(), problems)
+    assert problems == [] and working["version"] and "ms" in working
+    assert _static_lines(working)[0].startswith("static checks: ruff ")
+    monkeypatch.setattr(static, "find_ruff", lambda: None)
+    broken = _static_check(Settings(), problems)
+    assert problems == [
+        "reviews run without static checks: ruff is not installed (pip install ruff)"
+    ]
+    assert _static_lines(broken) == [
+        "static checks: not running (ruff is not installed (pip install ruff))"
+    ]
+
+
+def test_unreachable_code_after_each_jump_and_not_the_empty_generator():
+    text = (
+        "def f(xs):\n"
+        "    for x in xs:\n"
+        "        if x:\n"
+        "            break\n"
+        "            print(x)  # after break\n"
+        "        continue\n"
+        "        # a comment is not code\n"
+        "        x += 1\n"
+        "    raise ValueError\n"
+        "    return 2\n"
+        "\n\n"
+        "def g():\n"
+        "    return\n"
+        "    yield\n"
+    )
+    findings = static.check(text, "python").findings
+    assert [(f.line, f.message) for f in findings] == [
+        (4, "Unreachable code: it comes after a `break`"),
+        (7, "Unreachable code: it comes after a `continue`"),
+        (9, "Unreachable code: it comes after a `raise`"),
+    ]
+    comments, _ = static.comments_for(text, "python", findings, set())
+    assert comments[0].kind == "hintwise:unreachable" and comments[0].severity == "warning"
+    assert text.split("\n")[4][comments[0].start_character :].startswith("print(x)")

@@ -47,7 +47,7 @@ def sarif(results: list[dict], model: str, version: str) -> dict:
                                 "shortDescription": {"text": f"AI review comment ({model})"},
                             },
                             *(
-                                {"id": rule, "shortDescription": {"text": f"ruff {rule[5:]}"}}
+                                {"id": rule, "shortDescription": {"text": rule.replace(":", " ")}}
                                 for rule in sorted(
                                     {r.get("rule", _MODEL_RULE) for r in results} - {_MODEL_RULE}
                                 )

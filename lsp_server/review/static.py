@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from hintwise.lsp_server.review.comments import Comment, apply_replacement
 from hintwise.lsp_server.review.intended import intended
+from hintwise.lsp_server.review.unreachable import unreachable
 
 # Rule → comment severity. error: raises or misbehaves at run time every time it runs;
 # warning: a likely defect; info: works today, breaks on types that override `==`.
@@ -78,8 +79,11 @@ RULES: dict[str, str] = {
     "PLE1310": "warning",  # strip with repeated characters
     "PLW1501": "error",  # invalid open() mode
 }
+# Checks of our own (tree-sitter), for what ruff does not check.
+OWN_RULES: dict[str, str] = {"unreachable": "warning"}
 TIMEOUT_S = 5.0
-PREFIX = "ruff:"  # a static comment's kind is PREFIX + rule
+PREFIX = "ruff:"  # a static comment's kind is PREFIX + rule, or OWN_PREFIX + own rule
+OWN_PREFIX = "hintwise:"
 
 
 @dataclass(frozen=True)
@@ -216,8 +220,27 @@ def check(text: str, language: str, filename: str = "review.py") -> StaticResult
             result.dropped[reason] = result.dropped.get(reason, 0) + 1
         else:
             kept.append(finding)
-    result.findings = kept
+    result.findings = kept + _unreachable(text)
     return result
+
+
+def _unreachable(text: str) -> list[Finding]:
+    lines = text.split("\n")
+    findings = []
+    for node, jump in unreachable(text):
+        line, byte = node.start_point
+        code = lines[line].encode("utf-8", "surrogatepass")
+        findings.append(
+            Finding(
+                code="unreachable",
+                message=f"Unreachable code: it comes after a `{jump}`",
+                line=line,
+                column=len(code[:byte].decode("utf-8", "surrogatepass")),
+                end_line=line,
+                end_column=len(lines[line].rstrip()),
+            )
+        )
+    return findings
 
 
 def fixed_text(text: str, finding: Finding) -> str | None:
@@ -285,9 +308,11 @@ def comments_for(
         line = lines[finding.line] if finding.line < len(lines) else ""
         comment = Comment(
             line=finding.line,
-            severity=RULES[finding.code],
-            message=f"{finding.message} [{finding.code}]",
-            kind=PREFIX + finding.code,
+            severity=RULES.get(finding.code) or OWN_RULES[finding.code],
+            message=f"{finding.message} [{finding.code}]"
+            if finding.code in RULES
+            else finding.message,
+            kind=(PREFIX if finding.code in RULES else OWN_PREFIX) + finding.code,
             start_character=finding.column,
             end_character=finding.end_column
             if finding.end_line == finding.line
@@ -303,4 +328,4 @@ def comments_for(
 
 
 def is_static(comment: Comment) -> bool:
-    return comment.kind.startswith(PREFIX)
+    return comment.kind.startswith((PREFIX, OWN_PREFIX))
