@@ -166,6 +166,10 @@ class ReviewSettings:
     """Most comments kept for one file (the most severe first)."""
     fail_severity: Literal["error", "warning", "info", "never"] = "warning"
     """`hintwise review` exits with status 1 when a comment at or above this severity exists."""
+    static_checks: bool = True
+    """Add the real defects ruff finds in Python files (undefined names, unused variables,
+    `== None`, mutated mutable defaults, self-assignment...) to the review, except on lines
+    another server already flagged."""
 
 
 @dataclass(frozen=True)

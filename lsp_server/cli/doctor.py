@@ -25,6 +25,7 @@ from hintwise.lsp_server.engines.choice import (
     model_path,
 )
 from hintwise.lsp_server.gate.keeper import Gatekeeper
+from hintwise.lsp_server.review import static
 from hintwise.models.engine import CompletionRequest, HealthReporter, SpeedMeter
 from hintwise.models.errors import EngineUnavailable, GGUFError, ModelNotFound
 from hintwise.models.files import bundled
@@ -102,7 +103,23 @@ def run_checks(settings: config.Settings, measure: bool = True) -> dict:
     if missing:
         problems.append(f"no tree-sitter grammar for {', '.join(missing)} (line rules used there)")
     report["gate"] = _gate_check(settings, problems)
+    report["static_checks"] = _static_check(settings, problems)
     return report
+
+
+def _static_check(settings: config.Settings, problems: list[str]) -> dict:
+    """Whether the review's static checks run: ruff found, and a run on a known defect."""
+    if not settings.review.static_checks:
+        return {"enabled": False}
+    binary = static.find_ruff()
+    described: dict = {"enabled": True, "ruff": binary, "version": static.ruff_version(binary)}
+    result = static.check("def f():\n    return undefined_name\n", "python")
+    if result.problem or not result.findings:
+        described["problem"] = result.problem or "ruff ran but found nothing in a known defect"
+        problems.append(f"reviews run without static checks: {described['problem']}")
+    else:
+        described["ms"] = round(result.ms, 1)
+    return described
 
 
 def check_server(settings: config.Settings, choice: EngineChoice, measure: bool) -> dict:
@@ -196,6 +213,14 @@ def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
     return described
 
 
+def _static_lines(checks: dict) -> list[str]:
+    if not checks.get("enabled"):
+        return []
+    if "problem" in checks:
+        return [f"static checks: not running ({checks['problem']})"]
+    return [f"static checks: ruff {checks['version']} ({checks['ruff']})"]
+
+
 def render(report: dict) -> str:
     """The report as text for a terminal."""
     lines = [
@@ -227,6 +252,7 @@ def render(report: dict) -> str:
                 f"  speed: prompt {model['prompt_tokens_per_s']:.0f} tokens/s, "
                 f"decode {model['decode_tokens_per_s']:.0f} tokens/s"
             )
+    lines += _static_lines(report.get("static_checks") or {})
     gate = report.get("gate")
     if gate and gate.get("model"):
         thresholds = gate["thresholds"]

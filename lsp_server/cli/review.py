@@ -14,13 +14,19 @@ from hintwise import __version__
 from hintwise.lsp_server.cli.common import overrides, settings_with
 from hintwise.lsp_server.code.syntax import CodeError, language_for_path
 from hintwise.lsp_server.code.units import Unit, find_units
+from hintwise.lsp_server.config import Settings
 from hintwise.lsp_server.engines.workers import start_worker
+from hintwise.lsp_server.feedback.insights import review_outcomes
+from hintwise.lsp_server.review import static
 from hintwise.lsp_server.review.comments import SEVERITY_RANK, Comment, cap_file
+from hintwise.lsp_server.review.learning import Learned, label
 from hintwise.lsp_server.review.reviewer import UnitReview, review_unit
 from hintwise.models.engine import Engine
 from hintwise.models.worker import ModelWorker, Priority
+from hintwise.telemetry import default_path
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_MODEL_RULE = "hintwise.review"
 
 
 def sarif(results: list[dict], model: str, version: str) -> dict:
@@ -39,13 +45,19 @@ def sarif(results: list[dict], model: str, version: str) -> dict:
                             {
                                 "id": "hintwise.review",
                                 "shortDescription": {"text": f"AI review comment ({model})"},
-                            }
+                            },
+                            *(
+                                {"id": rule, "shortDescription": {"text": rule.replace(":", " ")}}
+                                for rule in sorted(
+                                    {r.get("rule", _MODEL_RULE) for r in results} - {_MODEL_RULE}
+                                )
+                            ),
                         ],
                     }
                 },
                 "results": [
                     {
-                        "ruleId": "hintwise.review",
+                        "ruleId": item.get("rule", _MODEL_RULE),
                         "level": SARIF_LEVEL[item["severity"]],
                         "message": {"text": item["message"]},
                         "locations": [
@@ -116,6 +128,8 @@ def review_command(files: tuple[Path, ...], fmt: str, model: str | None, fail_on
         rows = _review(worker, jobs, settings.review.max_per_function)
     finally:
         worker.stop()
+    if settings.review.static_checks:
+        rows = one_per_line(rows + _static_rows(jobs, settings))
     capped: list[dict] = []
     for path, *_ in jobs:
         mine = [r for r in rows if r["file"] == path.as_posix()]
@@ -178,6 +192,41 @@ def _review_unit(
     return review_unit(engine, unit, text, language, set(), max_per_function, cancelled)
 
 
+def _static_rows(jobs: list[Job], settings: Settings) -> list[dict]:
+    """The static analyser's comments for every file, without the kinds of comment the user
+    keeps dismissing in the editor (the feedback store's answers)."""
+    learned = Learned()
+    if settings.telemetry.enabled:
+        store = default_path(settings.data_path)
+        learned.load(review_outcomes(store), store)
+    rows: list[dict] = []
+    problem = None
+    for path, text, language, units in jobs:
+        result = static.check(text, language, path.name)
+        if result.problem:
+            problem = result.problem
+            continue
+        comments, _ = static.comments_for(text, language, result.findings, set())
+        label(text, language, comments)
+        for comment in learned.keep(comments)[0]:
+            unit = next((u for u in units if u.start_line <= comment.line <= u.end_line), None)
+            comment.unit = unit.key if unit else ""
+            rows.append(_row(path, text, comment))
+    if problem:
+        click.echo(f"hintwise: reviewing without static checks: {problem}", err=True)
+    return rows
+
+
+def one_per_line(rows: list[dict]) -> list[dict]:
+    """In line order; where the analyser found a defect, the model's comment on that line goes
+    (the analyser's is the one that is surely right)."""
+    static_lines = {(r["file"], r["line"]) for r in rows if r["rule"] != _MODEL_RULE}
+    return sorted(
+        (r for r in rows if r["rule"] != _MODEL_RULE or (r["file"], r["line"]) not in static_lines),
+        key=lambda row: (row["file"], row["line"]),
+    )
+
+
 def _row(path: Path, text: str, comment: Comment) -> dict:
     return {
         "file": path.as_posix(),
@@ -188,6 +237,7 @@ def _row(path: Path, text: str, comment: Comment) -> dict:
         "message": comment.message,
         "replacement": comment.replacement,
         "function": comment.unit,
+        "rule": comment.kind or _MODEL_RULE,
         "_comment": comment,
     }
 

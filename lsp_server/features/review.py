@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,12 @@ from hintwise.lsp_server.code.syntax import CodeError
 from hintwise.lsp_server.code.units import Unit, changed_units, find_units
 from hintwise.lsp_server.engines.background import Cancelled, run_background
 from hintwise.lsp_server.features import protocol
+from hintwise.lsp_server.feedback.insights import review_outcomes
+from hintwise.lsp_server.review import static
 from hintwise.lsp_server.review.comments import Comment
+from hintwise.lsp_server.review.learning import label
 from hintwise.lsp_server.review.reviewer import review_unit
+from hintwise.lsp_server.review.static import is_static
 from hintwise.lsp_server.server import HintwiseServer
 
 log = logging.getLogger("hintwise")
@@ -45,7 +50,7 @@ def diagnostic(document: Document, comment: Comment) -> types.Diagnostic:
         message=comment.message,
         severity=_SEVERITY.get(comment.severity, types.DiagnosticSeverity.Warning),
         source=protocol.SOURCE,
-        code="review",
+        code=comment.kind or "review",
         data={"id": comment.id, "fix": comment.replacement is not None},
     )
 
@@ -60,6 +65,11 @@ def publish(ls: HintwiseServer, uri: str) -> int:
     except CodeError:
         units = []
     comments = ls.reviews.publishable(uri, units, ls.settings.review.max_per_file)
+    # Another server may have flagged a line since the review (its ruff, pyflakes, pylint...);
+    # where the analyser found a defect, the model's comment on that line goes.
+    flagged = ls.reviews.flagged.get(uri, set())
+    static_lines = {c.line for c in comments if is_static(c)}
+    comments = [c for c in comments if c.line not in (flagged if is_static(c) else static_lines)]
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(
             uri=uri,
@@ -81,6 +91,7 @@ async def review_document(ls: HintwiseServer, uri: str, whole: bool = False) -> 
         ls.note(f"hintwise: {uri} no longer exists on disk; reviewing the open buffer")
     units = find_units(document.text, document.language_id)
     todo = units if whole else changed_units(units, ls.reviews.file(uri).digests)
+    await _load_learned(ls)
     if todo:
         token = await ls.begin_progress(f"hintwise: reviewing {Path(uri).name}")
         finished = False
@@ -91,7 +102,45 @@ async def review_document(ls: HintwiseServer, uri: str, whole: bool = False) -> 
         finally:
             ls.reviews.running.pop(uri, None)
             ls.end_progress(token, "done" if finished else "cancelled")
+    if ls.settings.review.static_checks:
+        await _static_review(ls, document, units)
     return publish(ls, uri)
+
+
+async def _static_review(ls: HintwiseServer, document: Document, units: list[Unit]) -> None:
+    """The static analyser's findings for the whole document (off the event loop), de-duplicated
+    against other servers' diagnostics and the kinds the user keeps dismissing. A missing or
+    failing analyser leaves the review without them (said once in the log; `hintwise doctor`)."""
+    uri, version = document.uri, document.version
+    name = Path(uri_path(uri) or "review.py").name
+    result = await asyncio.to_thread(static.check, document.text, document.language_id, name)
+    current = ls.documents.get(uri)
+    if current is not document or current.version != version:
+        return
+    if result.problem:
+        if result.problem != ls.reviews.static_problem:
+            ls.note(f"hintwise: reviewing without static checks: {result.problem}")
+        ls.reviews.static_problem = result.problem
+        return
+    flagged = ls.reviews.flagged.get(uri, set())
+    comments, dropped = static.comments_for(
+        document.text, document.language_id, result.findings, flagged
+    )
+    label(document.text, document.language_id, comments)
+    comments, hidden = ls.reviews.learned.keep(comments)
+    new = ls.reviews.file(uri).store_static(units, comments)
+    ls.feedback.insights.static_shown(uri, document.language_id, new, result.ms)
+    if dropped or hidden or result.dropped:
+        log.debug("static review %s dropped %s %s, hidden %d", uri, result.dropped, dropped, hidden)
+
+
+async def _load_learned(ls: HintwiseServer) -> None:
+    """Dismiss/apply counts per kind, read from the store once (and again if it moved)."""
+    path = ls.feedback.path
+    if ls.reviews.learned.source == path:
+        return
+    counts = await asyncio.to_thread(review_outcomes, path) if ls.feedback.settings.enabled else {}
+    ls.reviews.learned.load(counts, path)
 
 
 async def _review_units(
@@ -118,6 +167,10 @@ async def _review_units(
             return result, result is not None
 
         result = await run_background(worker, step, f"review:{uri}", changed)
+        label(text, language, result.comments)
+        result.comments, hidden = ls.reviews.learned.keep(result.comments)
+        if hidden:
+            result.dropped["hidden: dismissed kind"] = hidden
         ls.reviews.file(uri).store(result)
         ls.feedback.insights.comments_shown(uri, language, ls.engines.model_name("review"), result)
         if result.dropped:
@@ -165,6 +218,7 @@ def dismiss(ls: HintwiseServer, *args: Any) -> dict:
     found = ls.reviews.dismiss(comment_id) if isinstance(comment_id, str) else None
     if found is None:
         return {"dismissed": False, "reason": "unknown or expired comment id"}
+    ls.reviews.learned.note(found[1], "dismissed")
     ls.feedback.insights.dismissed(comment_id)
     publish(ls, found[0])
     return {"dismissed": True, "id": comment_id}
@@ -196,7 +250,9 @@ async def apply_fix(ls: HintwiseServer, *args: Any) -> dict:
     if not answer.applied:
         return {"applied": False, "reason": answer.failure_reason or "the editor refused"}
     ls.feedback.insights.applied(fix_id)
-    if ls.reviews.dismiss(fix_id) is not None:
+    applied = ls.reviews.dismiss(fix_id)
+    if applied is not None:
+        ls.reviews.learned.note(applied[1], "applied")
         publish(ls, uri)
     return {"applied": True, "id": fix_id}
 

@@ -30,6 +30,8 @@ class Comment:
     start_character: int = 0  # the range, in characters of the line (mapped with tree-sitter)
     end_character: int = 0
     end_line: int | None = None
+    kind: str = ""  # what found it: a static rule ("ruff:F841"); "" = the model's review
+    code_kind: str = ""  # the kind of code it is about (tree-sitter statement type)
 
     def to_json(self) -> dict:
         return asdict(self)

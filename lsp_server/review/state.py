@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from hintwise.lsp_server.code.documents import DocumentStore
 from hintwise.lsp_server.code.units import Unit
 from hintwise.lsp_server.review.comments import Comment, apply_replacement, cap_file
+from hintwise.lsp_server.review.learning import Learned
 from hintwise.lsp_server.review.reviewer import UnitReview
+from hintwise.lsp_server.review.static import is_static
 
 
 @dataclass
@@ -23,6 +25,10 @@ class FileReviews:
     digests: dict[str, str] = field(default_factory=dict)  # unit key → digest when reviewed
     # unit key → (line offset in the unit, comment)
     comments: dict[str, list[tuple[int, Comment]]] = field(default_factory=dict)
+    # The static analyser's, for the whole file at its last review, kept like the model's
+    # (key "" with the absolute line for code outside every unit).
+    static: dict[str, list[tuple[int, Comment]]] = field(default_factory=dict)
+    static_removed: set[tuple[str, str]] = field(default_factory=set)  # (kind, message)
 
     def forget_missing(self, units: list[Unit]) -> None:
         keys = {unit.key for unit in units}
@@ -36,11 +42,34 @@ class FileReviews:
         self.digests[unit.key] = unit.digest
         self.comments[unit.key] = [(c.line - unit.start_line, c) for c in review.comments]
 
+    def store_static(self, units: list[Unit], comments: list[Comment]) -> list[Comment]:
+        """Replace the static comments; one that was already there keeps its id (it was shown
+        already). The new ones."""
+        before: dict[tuple[str, str], list[Comment]] = {}
+        for entries in self.static.values():
+            for _, old in sorted(entries, key=lambda entry: entry[1].line):
+                before.setdefault((old.kind, old.message), []).append(old)
+        self.static = {}
+        new = []
+        for comment in comments:
+            if (comment.kind, comment.message) in self.static_removed:
+                continue  # dismissed (or fixed) here: not shown again in this file
+            olds = before.get((comment.kind, comment.message))
+            if olds:
+                old = olds.pop(0)
+                comment.id = old.id
+            else:
+                new.append(comment)
+            unit = next((u for u in units if u.start_line <= comment.line <= u.end_line), None)
+            key, offset = (unit.key, comment.line - unit.start_line) if unit else ("", comment.line)
+            self.static.setdefault(key, []).append((offset, comment))
+        return new
+
     def current(self, units: list[Unit], max_per_file: int) -> list[Comment]:
         """Comments re-based on where their units are now, capped for the file."""
-        comments: list[Comment] = []
+        comments: list[Comment] = [c for _, c in self.static.get("", [])]
         for unit in units:
-            for offset, comment in self.comments.get(unit.key, []):
+            for offset, comment in self.comments.get(unit.key, []) + self.static.get(unit.key, []):
                 moved = unit.start_line + offset - comment.line
                 if moved:
                     comment.line += moved
@@ -49,10 +78,12 @@ class FileReviews:
         return cap_file(comments, max_per_file)
 
     def remove(self, comment_id: str) -> Comment | None:
-        for entries in self.comments.values():
+        for entries in [*self.comments.values(), *self.static.values()]:
             for entry in entries:
                 if entry[1].id == comment_id:
                     entries.remove(entry)
+                    if is_static(entry[1]):
+                        self.static_removed.add((entry[1].kind, entry[1].message))
                     return entry[1]
         return None
 
@@ -67,6 +98,8 @@ class ReviewState:
     # hintwise/didPublishDiagnostics (our plugins forward other servers' diagnostics).
     flagged: dict[str, set[int]] = field(default_factory=dict)
     running: dict[str, int] = field(default_factory=dict)  # uri → version under review
+    learned: Learned = field(default_factory=Learned)  # dismiss/apply counts per kind
+    static_problem: str | None = None  # why the static checks did not run, last time
 
     def file(self, uri: str) -> FileReviews:
         return self.files.setdefault(uri, FileReviews())
