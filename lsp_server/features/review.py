@@ -213,7 +213,7 @@ async def review_command(ls: HintwiseServer, *args: Any) -> dict:
     return {"comments": count}
 
 
-def dismiss(ls: HintwiseServer, *args: Any) -> dict:
+async def dismiss(ls: HintwiseServer, *args: Any) -> dict:
     comment_id = protocol.command_object(args, "id")["id"]
     found = ls.reviews.dismiss(comment_id) if isinstance(comment_id, str) else None
     if found is None:
@@ -221,6 +221,7 @@ def dismiss(ls: HintwiseServer, *args: Any) -> dict:
     ls.reviews.learned.note(found[1], "dismissed")
     ls.feedback.insights.dismissed(comment_id)
     publish(ls, found[0])
+    await ls.persisted()
     return {"dismissed": True, "id": comment_id}
 
 
@@ -254,6 +255,7 @@ async def apply_fix(ls: HintwiseServer, *args: Any) -> dict:
     if applied is not None:
         ls.reviews.learned.note(applied[1], "applied")
         publish(ls, uri)
+    await ls.persisted()
     return {"applied": True, "id": fix_id}
 
 
