@@ -50,13 +50,16 @@ def _read_frames(stream, into: queue.Queue) -> None:
 class RawServer:
     """A `hintwise serve` process; `messages` holds everything it sent, in order."""
 
-    def __init__(self, env: dict[str, str], log_file: Path):
-        self.log_file = log_file
+    def __init__(self, env: dict[str, str], folder: Path):
+        """A server whose working directory and log (`server.log`) are in `folder`."""
+        self.log_file = folder / "server.log"
+        command = [*hintwise_command(), "serve", "--log-level", "info"]
         self.process = subprocess.Popen(
-            [*hintwise_command(), "serve", "--log-level", "info", "--log-file", str(log_file)],
+            [*command, "--log-file", str(self.log_file)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            cwd=folder,
         )
         self._incoming: queue.Queue = queue.Queue()
         self.messages: list[dict] = []
@@ -81,8 +84,10 @@ class RawServer:
         if message is None:
             self.closed = True
             return False
-        if isinstance(message, dict) and message.get("method") == "workspace/configuration":
-            self.send({"jsonrpc": "2.0", "id": message["id"], "result": [None]})
+        if isinstance(message, dict) and "method" in message and "id" in message:
+            # The server's own requests: no settings, and null for anything else.
+            answer = [None] if message["method"] == "workspace/configuration" else None
+            self.send({"jsonrpc": "2.0", "id": message["id"], "result": answer})
         self.messages.append(message)
         return True
 
