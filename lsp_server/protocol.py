@@ -139,9 +139,14 @@ class HintwiseProtocol(LanguageServerProtocol):
         generic = JsonRPCRequestMessage if "id" in data else JsonRPCNotification
         kind = self.get_message_type(data["method"]) or generic
         try:  # pygls' structure_message without its traceback in the log for each mistake
-            return self._converter.structure({"params": None, **data}, kind)
+            message = self._converter.structure({"params": None, **data}, kind)
         except Exception as error:
             return _refused(data, INVALID_PARAMS, f"Invalid Params: {_describe(error)}")
+        if isinstance(message, types.ExecuteCommandRequest) and message.params.arguments is None:
+            # pygls checks a command's arity only for a list of arguments: without one, a
+            # command that takes arguments fails with an internal error instead.
+            message.params.arguments = []
+        return message
 
     def _structure_response(self, data: dict[str, Any]):
         """A client's answer to our request that does not fit its type (`null` for

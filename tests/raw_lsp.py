@@ -20,6 +20,17 @@ from conftest import hintwise_command
 HEADER = b"Content-Length: "
 
 
+def nomodel_env(folder: Path) -> dict[str, str]:
+    """A server without a model: it answers everything, its completions are empty (and it
+    says once, at start, that there is no model)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HINTWISE_")}
+    return {
+        **env,
+        "HINTWISE_DATA_DIR": str(folder / "data"),
+        "HINTWISE_MODEL": str(folder / "no-model.gguf"),
+    }
+
+
 def frame(body: bytes | str | Any) -> bytes:
     """One LSP message: `body` as JSON unless it is already bytes or text."""
     if isinstance(body, str):
@@ -92,7 +103,10 @@ class RawServer:
         return True
 
     def answers(self, msg_id: Any) -> list[dict]:
-        return [m for m in self.messages if "method" not in m and m.get("id") == msg_id]
+        def same(other: Any) -> bool:  # True == 1 in Python, not in JSON
+            return type(other) is type(msg_id) and other == msg_id
+
+        return [m for m in self.messages if "method" not in m and same(m.get("id"))]
 
     def wait_answer(self, msg_id: Any, timeout: float = 30) -> dict:
         """The first answer to `msg_id` (a request this test sent)."""
@@ -113,11 +127,14 @@ class RawServer:
             pass
 
     def popups(self, kind: int = 1) -> list[str]:
-        """The window/showMessage texts of this type (1 = Error) the server sent."""
+        """The window/showMessage texts of this type (1 = Error) the server sent, but for the
+        one that says there is no model (see `nomodel_env`)."""
         return [
             m["params"]["message"]
             for m in self.messages
-            if m.get("method") == "window/showMessage" and m["params"]["type"] == kind
+            if m.get("method") == "window/showMessage"
+            and m["params"]["type"] == kind
+            and "no completions: model.path" not in m["params"]["message"]
         ]
 
     def initialize(self, options: dict | None = None) -> None:
