@@ -47,6 +47,7 @@ class Refused:
     id: int | str | None  # the id to answer (None when the id itself is unusable)
     code: int
     message: str
+    method: Any = None
 
 
 def _valid_id(value: Any) -> bool:
@@ -61,6 +62,11 @@ def _is_notification(method: str) -> bool:
     """A method LSP defines as a notification (no answer: it must not carry an id)."""
     entry = types.METHOD_TO_TYPES.get(method)
     return entry is not None and entry[1] is None and not _has_field(entry[0], "id")
+
+
+def _is_request(method: str) -> bool:
+    entry = types.METHOD_TO_TYPES.get(method)
+    return entry is not None and _has_field(entry[0], "id")
 
 
 def _has_field(cls: type, name: str) -> bool:
@@ -85,6 +91,8 @@ def _problem(data: dict) -> tuple[int, str] | None:
         return INVALID_REQUEST, 'Invalid Request: "id" must be an integer or a string'
     if "id" in data and _is_notification(method):
         return INVALID_REQUEST, f"Invalid Request: {method} is a notification and takes no id"
+    if "id" not in data and _is_request(method):
+        return INVALID_REQUEST, f"Invalid Request: {method} is a request and needs an id"
     if data.get("params") is not None and not isinstance(data["params"], dict | list):
         return INVALID_PARAMS, 'Invalid Params: "params" must be an object or an array'
     return None
@@ -92,7 +100,8 @@ def _problem(data: dict) -> tuple[int, str] | None:
 
 def _refused(data: dict, code: int, message: str) -> Refused:
     msg_id = data.get("id")
-    return Refused("id" in data, msg_id if _valid_id(msg_id) else None, code, message)
+    usable = msg_id if _valid_id(msg_id) else None
+    return Refused("id" in data, usable, code, message, data.get("method"))
 
 
 def _describe(error: Exception) -> str:
@@ -125,11 +134,16 @@ class HintwiseProtocol(LanguageServerProtocol):
             self._answer_error(None, PARSE_ERROR, f"Parse error: {error}")
             return
         try:
-            self.handle_message(self.structure_message(data) if isinstance(data, dict) else data)
+            self.handle_message(self._structure(data) if isinstance(data, dict) else data)
         except Exception:  # a bug of ours: the message is lost, the server keeps reading
             log.exception("could not handle a message: %.200r", body)
 
     def structure_message(self, data: dict[str, Any]):
+        """pygls' object hook (its TCP reader calls it for every JSON object, nested ones
+        included): objects without "jsonrpc" are left as they are, as pygls does."""
+        return self._structure(data) if "jsonrpc" in data else data
+
+    def _structure(self, data: dict[str, Any]):
         """The typed message, or a `Refused` for one that is no valid request or notification.
         JSON-RPC lets `params` be left out: that is read as `null`."""
         if _is_response(data):
@@ -149,18 +163,18 @@ class HintwiseProtocol(LanguageServerProtocol):
         return message
 
     def _structure_response(self, data: dict[str, Any]):
-        """A client's answer to our request that does not fit its type (`null` for
-        workspace/configuration) reaches the waiting caller as it came, instead of failing
-        in pygls, which leaves the caller waiting and shows the user "Invalid Params"."""
-        expected = self._result_types.get(data["id"])
+        """A client's answer to our request. One that does not fit its type (`null` for
+        workspace/configuration) reaches the waiting caller as `null`, instead of failing in
+        pygls, which leaves the caller waiting and shows the user "Invalid Params"."""
+        msg_id = data["id"]
+        expected = self._result_types.pop(msg_id, None) if _valid_id(msg_id) else None
+        kind = types.ResponseErrorMessage if "error" in data else expected
         try:
-            return super().structure_message(data)
+            return self._converter.structure(data, kind or JsonRPCResponseMessage)
         except Exception:
-            log.warning("an answer of the client does not fit %s: %.200r", expected, data)
-            return self._converter.structure(
-                {"id": data["id"], "jsonrpc": data.get("jsonrpc", "2.0"), "result": None},
-                JsonRPCResponseMessage,
-            )
+            log.warning("an answer of the client does not fit %s: %.200r", kind, data)
+            usable = msg_id if _valid_id(msg_id) else ""
+            return JsonRPCResponseMessage(id=usable, jsonrpc=self.VERSION, result=None)
 
     def handle_message(self, message: Any) -> None:
         """pygls' dispatch, after refusing what is no request or notification (batches
@@ -169,6 +183,8 @@ class HintwiseProtocol(LanguageServerProtocol):
             self._refuse_batch(message)
         elif isinstance(message, Refused):
             self._refuse(message)
+        elif isinstance(message, dict):  # from pygls' TCP reader: an object without "jsonrpc"
+            self.handle_message(self._structure(message))
         elif not hasattr(message, "jsonrpc"):  # a JSON value that is no object
             self._refuse(Refused(True, None, INVALID_REQUEST, "Invalid Request: not an object"))
         elif self._shutdown and getattr(message, "method", "exit") != "exit":
@@ -184,7 +200,7 @@ class HintwiseProtocol(LanguageServerProtocol):
             self._answer_error(msg_id, INVALID_REQUEST, "Invalid Request: LSP has no batches")
 
     def _refuse(self, refused: Refused) -> None:
-        log.warning("refused a client message (%s): %s", refused.id, refused.message)
+        log.warning("refused %r (id %r): %s", refused.method, refused.id, refused.message)
         if refused.reply:
             self._answer_error(refused.id, refused.code, refused.message)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import FeatureNotificationError, JsonRpcInternalError
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError, JsonRpcInternalError
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
@@ -188,11 +188,35 @@ class HintwiseServer(LanguageServer):
         finally:
             self.shutdown()
 
+    def start_tcp(self, host: str, port: int) -> None:
+        """pygls' TCP server, reading with hintwise's framing and checks (as `start_io`)."""
+        self._stop_event = stop = threading.Event()
+        protocol: HintwiseProtocol = self.protocol  # type: ignore[assignment]
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            protocol.set_writer(writer)  # type: ignore[arg-type]
+            await serve(stop, reader.read, protocol.receive_body)
+            self.shutdown()
+
+        async def listen() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(listen())
+        except asyncio.CancelledError:
+            log.debug("the TCP server was cancelled")
+
     def report_server_error(self, error: Exception, source: Any) -> None:
         """An error pygls met while handling a message. Always logged; shown to the user once
         per distinct text, and only for a failed notification or a failed send: a request's
         error is in its answer, and a client's protocol mistake is nothing the user can fix."""
-        log.error("%s: %s", getattr(source, "__name__", source), error)
+        if source is FeatureRequestError:  # answered, and logged by pygls
+            return
+        detail = getattr(error, "data", None) or {}
+        trace = detail.get("traceback", "") if isinstance(detail, dict) else ""
+        log.error("%s: %r %s", getattr(source, "__name__", source), error, "".join(trace))
         if source not in (FeatureNotificationError, JsonRpcInternalError):
             return
         text = f"hintwise: internal error: {error}"

@@ -42,7 +42,7 @@ def frame(body: bytes | str | Any) -> bytes:
     return HEADER + str(len(data)).encode() + b"\r\n\r\n" + data
 
 
-def _read_frames(stream, into: queue.Queue) -> None:
+def read_frames(stream, into: queue.Queue) -> None:
     """Parse the server's output (always well framed) until it closes."""
     while True:
         length = None
@@ -76,7 +76,7 @@ class RawServer:
         self.messages: list[dict] = []
         self.closed = False
         threading.Thread(
-            target=_read_frames, args=(self.process.stdout, self._incoming), daemon=True
+            target=read_frames, args=(self.process.stdout, self._incoming), daemon=True
         ).start()
 
     def write(self, data: bytes) -> None:
@@ -128,13 +128,13 @@ class RawServer:
 
     def popups(self, kind: int = 1) -> list[str]:
         """The window/showMessage texts of this type (1 = Error) the server sent, but for the
-        one that says there is no model (see `nomodel_env`)."""
+        ones that say there is no model (see `nomodel_env`)."""
         return [
             m["params"]["message"]
             for m in self.messages
             if m.get("method") == "window/showMessage"
             and m["params"]["type"] == kind
-            and "no completions: model.path" not in m["params"]["message"]
+            and "model.path points at" not in m["params"]["message"]
         ]
 
     def initialize(self, options: dict | None = None) -> None:

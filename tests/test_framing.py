@@ -8,10 +8,17 @@ and 10**30 overflowed (OverflowError), each killing the server.
 from __future__ import annotations
 
 import json
+import queue
 import random
+import socket
+import subprocess
+import threading
+import time
 
 import pytest
-from raw_lsp import HEADER, RawServer, frame, nomodel_env
+from conftest import hintwise_command
+from inference_server import free_port
+from raw_lsp import HEADER, RawServer, frame, nomodel_env, read_frames
 
 from hintwise.lsp_server.framing import MAX_BODY, Dropped, Framer
 
@@ -113,3 +120,33 @@ def test_the_server_keeps_serving_after_a_bad_content_length(tmp_path, value):
     log = server.log_file.read_text()
     assert "MemoryError" not in log and "OverflowError" not in log
     assert "client stream:" in log
+
+
+def test_over_tcp_too_a_bad_length_costs_one_message(tmp_path):
+    port = free_port()
+    command = [*hintwise_command(), "serve", "--tcp", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=nomodel_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with connection:
+            answers: queue.Queue = queue.Queue()
+            reader = threading.Thread(
+                target=read_frames, args=(connection.makefile("rb"), answers), daemon=True
+            )
+            reader.start()
+            connection.sendall(HEADER + b"1" + b"0" * 30 + b"\r\n\r\n" + BODY)
+            connection.sendall(frame(STATUS))
+            first, second = answers.get(timeout=30), answers.get(timeout=30)
+        assert first["id"] is None and first["error"]["code"] == -32700
+        assert second["id"] == 7 and second["result"]["version"]
+    finally:
+        server.kill()
+        server.wait()
