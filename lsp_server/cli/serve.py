@@ -43,10 +43,7 @@ def serve(
 ) -> None:
     """Run the language server (stdio by default)."""
     handler: logging.Handler = (
-        # backslashreplace: a client's lone surrogate in a logged value must not lose the line
-        logging.FileHandler(log_file, encoding="utf-8", errors="backslashreplace")
-        if log_file
-        else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     )
     logging.basicConfig(
         level=log_level.upper(),
