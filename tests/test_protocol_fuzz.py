@@ -9,6 +9,7 @@ HINTWISE_FUZZ_MESSAGES and HINTWISE_FUZZ_SEED run it longer or with another seed
 from __future__ import annotations
 
 import collections
+import json
 import os
 import time
 
@@ -32,7 +33,7 @@ def _run(server: RawServer, fuzzer: Fuzzer, count: int) -> tuple[collections.Cou
         server.write(b"".join(frame(encode(message)) for message in chunk))
         for message in chunk:
             ids, null = expected_answers(message)
-            owed.update((type(i).__name__, i) for i in ids)
+            owed.update(json.dumps(i) for i in ids)
             nulls += null
         server.drain(quiet=0.01)
         assert server.process.poll() is None, f"died in messages {start}..{start + CHUNK}"
@@ -40,8 +41,9 @@ def _run(server: RawServer, fuzzer: Fuzzer, count: int) -> tuple[collections.Cou
 
 
 def _answered(server: RawServer) -> collections.Counter:
+    """Answers per id, as JSON text (1 and "1" are different ids; true is no id)."""
     return collections.Counter(
-        (type(m["id"]).__name__, m["id"])
+        json.dumps(m["id"])
         for m in server.messages
         if "method" not in m and m.get("id") is not None
     )
