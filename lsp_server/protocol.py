@@ -7,8 +7,8 @@ document notifications straight to hintwise's handlers.
 
 Client mistakes: pygls raises out of its read loop when a message does not fit its method's type
 (`position.line` -1, a missing field, `params: null`), so the request is never answered and the
-user sees "Error in server: Invalid Params". Here every message is checked first (`_check`), and
-one that is not a valid request or notification becomes a `Refused`: a request gets its error
+user sees "Error in server: Invalid Params". Here every message is checked first (`_structure`),
+and one that is not a valid request or notification becomes a `Refused`: a request gets its error
 answer (Invalid Request, Invalid Params, with what was wrong), a notification is only logged, and
 nothing is shown to the user: it is the client's bug, not something the user can act on.
 """
@@ -139,8 +139,8 @@ class HintwiseProtocol(LanguageServerProtocol):
             log.exception("could not handle a message: %.200r", body)
 
     def structure_message(self, data: dict[str, Any]):
-        """pygls' object hook (its TCP reader calls it for every JSON object, nested ones
-        included): objects without "jsonrpc" are left as they are, as pygls does."""
+        """pygls' object hook (its own readers, e.g. websockets, call it for every JSON object,
+        nested ones included): objects without "jsonrpc" are left as they are, as pygls does."""
         return self._structure(data) if "jsonrpc" in data else data
 
     def _structure(self, data: dict[str, Any]):
@@ -183,7 +183,7 @@ class HintwiseProtocol(LanguageServerProtocol):
             self._refuse_batch(message)
         elif isinstance(message, Refused):
             self._refuse(message)
-        elif isinstance(message, dict):  # from pygls' TCP reader: an object without "jsonrpc"
+        elif isinstance(message, dict):  # from pygls' readers: an object without "jsonrpc"
             self.handle_message(self._structure(message))
         elif not hasattr(message, "jsonrpc"):  # a JSON value that is no object
             self._refuse(Refused(True, None, INVALID_REQUEST, "Invalid Request: not an object"))
