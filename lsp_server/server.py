@@ -11,11 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError, JsonRpcInternalError
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
 from hintwise import __version__
@@ -26,6 +31,7 @@ from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.engines.workers import EnginePool
 from hintwise.lsp_server.explain.state import ExplanationState
 from hintwise.lsp_server.feedback.store import FeedbackStore
+from hintwise.lsp_server.framing import serve, stdin_reader
 from hintwise.lsp_server.gate.keeper import Gatekeeper
 from hintwise.lsp_server.gate.retrain import Retrainer
 from hintwise.lsp_server.protocol import HintwiseProtocol
@@ -70,6 +76,7 @@ class HintwiseServer(LanguageServer):
         self.reviews = ReviewState()
         self.explanations = ExplanationState()
         self.cursor_timers: dict[str, Timer] = {}
+        self.shown_errors: set[str] = set()
         self.completer.project.open_text = self.open_text
         self.completer.project.schedule = self._in_background
 
@@ -173,6 +180,64 @@ class HintwiseServer(LanguageServer):
             pending.cancel()
         self.feedback.completions.closed(uri)
         self.completer.forget(uri)
+
+    # -- the connection --------------------------------------------------------------------
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """pygls' stdio server, reading with hintwise's framing (framing.py), which survives a
+        bad Content-Length, and its message checks (protocol.py)."""
+        self._stop_event = stop = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        protocol: HintwiseProtocol = self.protocol  # type: ignore[assignment]
+
+        async def run() -> None:
+            read = stdin_reader(stdin or sys.stdin.buffer, asyncio.get_running_loop(), None)
+            await serve(stop, read, protocol.receive_body)
+
+        try:
+            asyncio.run(run())
+        except BrokenPipeError:
+            log.error("the connection to the client is lost: shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """pygls' TCP server, reading with hintwise's framing and checks (as `start_io`)."""
+        self._stop_event = stop = threading.Event()
+        protocol: HintwiseProtocol = self.protocol  # type: ignore[assignment]
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            protocol.set_writer(writer)  # type: ignore[arg-type]
+            await serve(stop, reader.read, protocol.receive_body)
+            self.shutdown()
+
+        async def listen() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(listen())
+        except asyncio.CancelledError:
+            log.debug("the TCP server was cancelled")
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """An error pygls met while handling a message. Always logged; shown to the user once
+        per distinct text, and only for a failed notification or a failed send: a request's
+        error is in its answer, and a client's protocol mistake is nothing the user can fix."""
+        if source is FeatureRequestError:  # answered, and logged by pygls
+            return
+        detail = getattr(error, "data", None) or {}
+        trace = detail.get("traceback", "") if isinstance(detail, dict) else ""
+        log.error("%s: %r %s", getattr(source, "__name__", source), error, "".join(trace))
+        if source not in (FeatureNotificationError, JsonRpcInternalError):
+            return
+        text = f"hintwise: internal error: {error}"
+        if text not in self.shown_errors:
+            self.shown_errors.add(text)
+            self.tell(text, types.MessageType.Error)
 
     # -- messages --------------------------------------------------------------------------
 
