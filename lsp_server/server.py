@@ -256,6 +256,15 @@ class HintwiseServer(LanguageServer):
     def warn(self, message: str) -> None:
         self.tell(message, types.MessageType.Warning)
 
+    def warn_once(self, message: str) -> None:
+        """`warn` the first time this text comes in the session, log it afterwards: a problem
+        that recurs on every save must not pop up on every save."""
+        if message in self.shown_errors:
+            log.warning("%s", message)
+            return
+        self.shown_errors.add(message)
+        self.warn(message)
+
     def note(self, message: str) -> None:
         """A log line in the editor's output panel (window/logMessage), from any thread."""
         log.info("%s", message)

@@ -56,7 +56,7 @@ def test_fuzzed_messages_are_all_answered_once_and_nothing_pops_up(tmp_path):
         server.initialize()
         server.drain(quiet=1.0)
         server.messages.clear()
-        owed, nulls = _run(server, Fuzzer(SEED), MESSAGES)
+        owed, nulls = _run(server, Fuzzer(SEED, with_settings=True), MESSAGES)
 
         deadline = time.monotonic() + 60
         while not owed.keys() <= _answered(server).keys() and time.monotonic() < deadline:

@@ -43,7 +43,10 @@ def serve(
 ) -> None:
     """Run the language server (stdio by default)."""
     handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+        # A message may hold a lone surrogate (from a client's URI): the log line must not fail.
+        logging.FileHandler(log_file, encoding="utf-8", errors="backslashreplace")
+        if log_file
+        else logging.StreamHandler(sys.stderr)
     )
     logging.basicConfig(
         level=log_level.upper(),

@@ -152,7 +152,7 @@ async def explain_traceback(ls: HintwiseServer, *args: Any) -> dict:
     try:
         question, _, notes = traceback_question(value["text"], root, lambda p: _read(ls, p))
     except (TracebackError, CodeError) as error:
-        ls.warn(f"hintwise: {error}")
+        ls.warn_once(f"hintwise: {error}")
         raise JsonRpcInvalidParams(str(error)) from None
     question.facts.extend(notes)
     target = tracing.target_from_traceback(value["text"], root) if root else None

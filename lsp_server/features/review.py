@@ -193,7 +193,7 @@ async def did_save(ls: HintwiseServer, params: types.DidSaveTextDocumentParams) 
         ls.note(f"hintwise: not reviewing {uri}: {error}")
     except Exception as error:
         log.warning("review of %s failed", uri, exc_info=True)
-        ls.warn(f"hintwise: review failed: {error}")
+        ls.warn_once(f"hintwise: review failed: {error}")
 
 
 async def review_command(ls: HintwiseServer, *args: Any) -> dict:
