@@ -93,7 +93,9 @@ class Client:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
 
-def one_round(data_dir: Path, seconds: float, rng: random.Random) -> dict:
+def start_server(data_dir: Path, options: dict) -> tuple[subprocess.Popen[bytes], Client]:
+    """`hintwise serve` on stdio with its own data directory, initialized with `options`, once
+    its model is ready."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HINTWISE_")}
     env["HINTWISE_DATA_DIR"] = str(data_dir)
     command = [str(Path(sys.executable).with_name("hintwise")), "serve"]
@@ -101,25 +103,30 @@ def one_round(data_dir: Path, seconds: float, rng: random.Random) -> dict:
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )
     client = Client(process)
+    client.request(
+        "initialize",
+        {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": options},
+    )
+    client.notify("initialized", {})
+    while (client.request("hintwise/status", {}) or {}).get("result", {}).get("state") in (
+        "loading",
+        "starting",
+    ):
+        time.sleep(0.2)
+    return process, client
+
+
+def one_round(data_dir: Path, seconds: float, rng: random.Random) -> dict:
+    process, client = start_server(data_dir, FAST)
     acknowledged: list[str] = []
     unacknowledged: list[str] = []
     try:
-        client.request(
-            "initialize",
-            {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": FAST},
-        )
-        client.notify("initialized", {})
         uri = EXAMPLE.resolve().as_uri() + f"?{rng.random()}"
         text = EXAMPLE.read_text()
         client.notify(
             "textDocument/didOpen",
             {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
         )
-        while (client.request("hintwise/status", {}) or {}).get("result", {}).get("state") in (
-            "loading",
-            "starting",
-        ):
-            time.sleep(0.2)
         kill_at = time.monotonic() + seconds * rng.uniform(0.4, 1.0)
         threading.Timer(
             max(0.0, kill_at - time.monotonic()), process.send_signal, [signal.SIGKILL]
@@ -127,7 +134,7 @@ def one_round(data_dir: Path, seconds: float, rng: random.Random) -> dict:
         version = 1
         while process.poll() is None:
             version += 1  # a line above the window: same prompt, but a new suggestion
-            change = {"range": _range(0, 0, 0, 0), "text": f"# step {version}\n"}
+            change = {"range": lsp_range(0, 0, 0, 0), "text": f"# step {version}\n"}
             client.notify(
                 "textDocument/didChange",
                 {"textDocument": {"uri": uri, "version": version}, "contentChanges": [change]},
@@ -160,7 +167,7 @@ def one_round(data_dir: Path, seconds: float, rng: random.Random) -> dict:
     return {"acknowledged": acknowledged, "unacknowledged": unacknowledged}
 
 
-def _range(a: int, b: int, c: int, d: int) -> dict:
+def lsp_range(a: int, b: int, c: int, d: int) -> dict:
     return {"start": {"line": a, "character": b}, "end": {"line": c, "character": d}}
 
 

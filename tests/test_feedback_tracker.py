@@ -477,6 +477,21 @@ def test_superseded_when_the_document_is_closed(h):
     assert h.rejected_ids == ["s1"]
 
 
+def test_a_finished_suggestion_is_let_go_and_still_counted(h):
+    """Issue 15 (memory): every suggestion stayed in memory, prompt and document included, up
+    to 5,000 of them, after nothing more could happen to it."""
+    h.show()
+    h.tracker.accepted("s1")
+    h.show("x", offset=0, sid="s2")
+    h.tracker.rejected("s2", "explicit")
+    h.tracker.moved_to(URI, len(h.document.text))  # moving on: the replacement is taken
+    assert h.tracker.outcome("s2") is None  # nothing more can happen to it
+    assert h.tracker.outcome("s1") == "accepted"  # its survival checks are still to come
+    h.clock.advance(300)
+    assert h.tracker.outcome("s1") is None and set(h.survival()) == {30, 120, 300}
+    assert h.tracker.counts() == {"accepted": 1, "rejected": 1}
+
+
 def test_a_closed_document_is_let_go(h):
     """Issue 15: each closed 5 MB document that got a suggestion stayed referenced by the
     tracker (~11 MB each), up to 5,000 suggestions."""
@@ -488,7 +503,7 @@ def test_a_closed_document_is_let_go(h):
     h.show("x", offset=0, sid="s2", uri=URI)
     closed = weakref.ref(h.documents.pop(URI))
     h.tracker.closed(URI)
-    assert h.tracker.counts() == {}
+    assert h.tracker.counts() == {"accepted": 1, "rejected": 1}  # counted, not kept
     h.clock.advance(400)  # the survival checks of the closed file were dropped with it
     assert h.survival("s1") == {}
     gc.collect()

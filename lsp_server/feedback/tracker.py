@@ -89,6 +89,7 @@ class FeedbackTracker:
         self.on_rejected = on_rejected
         self.on_answered = on_answered
         self._tracked: OrderedDict[str, Tracked] = OrderedDict()
+        self._done: dict[str, int] = {}  # outcomes of suggestions no longer tracked
         self._active: dict[str, Tracked] = {}  # per document: the suggestion on screen
         self._awaiting_replacement: dict[str, Tracked] = {}
 
@@ -244,14 +245,22 @@ class FeedbackTracker:
         if awaiting is not None and not _same_line(document, awaiting.offset, start):
             self._capture_replacement(awaiting)
 
+    def _finished(self, tracked: Tracked) -> None:
+        """Nothing more can happen to it (its last check ran, or its replacement was taken):
+        let go of it and of the prompt and document it holds, keep only its outcome's count."""
+        if self._tracked.get(tracked.id) is tracked:
+            del self._tracked[tracked.id]
+            key = tracked.outcome or "shown"
+            self._done[key] = self._done.get(key, 0) + 1
+
     def outcome(self, suggestion_id: str) -> str | None:
         """The suggestion's outcome so far ("shown" when unanswered), None when unknown."""
         tracked = self._tracked.get(suggestion_id)
         return None if tracked is None else tracked.outcome or "shown"
 
     def counts(self) -> dict[str, int]:
-        """Outcomes of the suggestions still in memory (for `hintwise/status`)."""
-        totals: dict[str, int] = {}
+        """Outcomes of the suggestions of this session (for `hintwise/status`)."""
+        totals: dict[str, int] = dict(self._done)
         for tracked in self._tracked.values():
             key = tracked.outcome or "shown"
             totals[key] = totals.get(key, 0) + 1
@@ -268,10 +277,10 @@ class FeedbackTracker:
         awaiting = self._awaiting_replacement.get(uri)
         if awaiting is not None:
             self._capture_replacement(awaiting)
-        for suggestion_id, tracked in list(self._tracked.items()):
+        for tracked in list(self._tracked.values()):
             if tracked.document.uri == uri:
                 tracked.cancel_timers()
-                del self._tracked[suggestion_id]
+                self._finished(tracked)
 
     # -- inner workings --------------------------------------------------------------------
 
@@ -334,6 +343,8 @@ class FeedbackTracker:
         window = text[max(0, tracked.offset - margin) : tracked.offset + len(accepted) + margin]
         similarity = fuzz.partial_ratio(accepted, window) / 100 if window else 0.0
         self._event(tracked, "survival", check_after_s=after_s, similarity=round(similarity, 4))
+        if after_s == SURVIVAL_CHECKS_S[-1]:
+            self._finished(tracked)
 
     def _capture_replacement(self, tracked: Tracked) -> None:
         """Record what the user wrote where the rejected suggestion would have gone."""
@@ -343,6 +354,7 @@ class FeedbackTracker:
             return
         tracked.replacement_done = True
         tracked.cancel_timers()  # the one-minute timer, when the user moved on before it
+        self._finished(tracked)
         document = tracked.document
         line_start = document.text.rfind("\n", 0, tracked.offset) + 1
         lines_wanted = tracked.text.count("\n") + 1

@@ -1,0 +1,151 @@
+"""Memory over a long typing session: does the server's RSS keep growing?
+
+    python bench/soak.py [--minutes 15] [--warmup 0.2] [--json OUT]
+
+One `hintwise serve` (stdio, the bundled model, short answers so that many requests fit in the
+time), driven like an editor by a scripted user: it types into one of several open files, asks for
+an automatic inline completion after each keystroke, accepts (`hintwise.accept`) or rejects
+(`hintwise/didReject`) about half of what it is shown, reports `hintwise/didShow`, moves to another
+line, and now and then closes a file and opens another (a 1 MB one among them). Every 10 s the
+server's RSS (/proc/PID/status VmRSS) is sampled with the number of requests so far.
+
+Reported: RSS after warm-up (the first `--warmup` share of the requests) and at the end, and the
+slope of RSS against requests after warm-up (least squares, MB per 1,000 requests) with a 95%
+interval from the regression. Issue 15's target: at most 1 MB per 1,000 requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from kill9 import FAST, lsp_range, start_server  # noqa: E402
+
+SOURCE = (ROOT / "examples" / "primes.py").read_text()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def slope(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares slope of y on x and its 95% half-width."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in points) / sxx
+    residual = sum((y - my - b * (x - mx)) ** 2 for x, y in points) / max(1, len(points) - 2)
+    return b, 1.96 * (residual / sxx) ** 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    process, client = start_server(Path(tempfile.mkdtemp(prefix="hintwise-soak-")), FAST)
+    documents: dict[str, dict] = {}
+    opened = 0
+
+    def open_one() -> str:
+        nonlocal opened
+        opened += 1
+        uri = f"file:///soak/file{opened}.py"
+        text = SOURCE * (120 if opened % 7 == 0 else 1)  # now and then a 1 MB file
+        client.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+        )
+        documents[uri] = {"version": 1, "line": 14}
+        return uri
+
+    for _ in range(3):
+        open_one()
+    requests, samples = 0, []
+    started = last_sample = time.monotonic()
+    try:
+        while time.monotonic() - started < args.minutes * 60:
+            uri = rng.choice(list(documents))
+            state = documents[uri]
+            state["version"] += 1
+            line = state["line"]
+            change = {"range": lsp_range(line, 12, line, 12), "text": rng.choice("abcx ")}
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": state["version"]},
+                    "contentChanges": [change],
+                },
+            )
+            answer = client.request(
+                "textDocument/inlineCompletion",
+                {
+                    "textDocument": {"uri": uri},
+                    "position": {"line": line, "character": 13},
+                    "context": {"triggerKind": 2},
+                },
+            )
+            requests += 1
+            items = ((answer or {}).get("result") or {}).get("items") or []
+            if items:
+                suggestion_id = items[0]["command"]["arguments"][0]
+                client.notify("hintwise/didShow", {"id": suggestion_id})
+                if rng.random() < 0.5:
+                    client.request(
+                        "workspace/executeCommand",
+                        {"command": "hintwise.accept", "arguments": [suggestion_id]},
+                    )
+                else:
+                    client.notify("hintwise/didReject", {"id": suggestion_id})
+                requests += 1
+            state["line"] = 14 + rng.randrange(0, 20)  # moving on: replacements are taken
+            if rng.random() < 0.01:
+                gone = rng.choice(list(documents))
+                client.notify("textDocument/didClose", {"textDocument": {"uri": gone}})
+                del documents[gone]
+                open_one()
+            if time.monotonic() - last_sample >= 10:
+                last_sample = time.monotonic()
+                samples.append((requests, rss_mb(process.pid)))
+                print(f"{requests} requests, RSS {samples[-1][1]:.1f} MB", file=sys.stderr)
+    finally:
+        process.kill()
+        process.wait()
+    after = [p for p in samples if p[0] >= args.warmup * requests]
+    per_request, half = slope(after) if len(after) >= 3 else (float("nan"), float("nan"))
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "minutes": args.minutes,
+        "requests": requests,
+        "files_opened": opened,
+        "rss_mb_after_warmup": round(after[0][1], 1) if after else None,
+        "rss_mb_end": round(samples[-1][1], 1) if samples else None,
+        "slope_mb_per_1000_requests": round(1000 * per_request, 2),
+        "slope_ci95": [
+            round(1000 * (per_request - half), 2),
+            round(1000 * (per_request + half), 2),
+        ],
+        "samples": samples,
+    }
+    print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
