@@ -5,6 +5,7 @@ lists every fact the model was given."""
 
 from __future__ import annotations
 
+import ast
 import json
 import uuid
 from collections.abc import Callable
@@ -161,7 +162,7 @@ def explain(
     result.culprit = {"uri": place.uri, "line": place.line} if place.uri else None
     result.culprit_path = f"{place.path}:{place.line + 1}"
     result.fix = _checked_fix(question, place, fix, suspects, result.problems)
-    _choose_explanation(question, result, explanation or problem or "")
+    _choose_explanation(question, result, explanation, problem)
     result.markdown = render_markdown(question, result, place.code, suspects)
     return result
 
@@ -201,20 +202,37 @@ def _checked_fix(
         problems.append(reason)
         fix = None
     if place.source:  # a line in a caller, maybe in another file
-        if fix is not None and fix_edit(place.source, question.language, place.line, fix) is None:
-            return None
-        return fix
+        edited = fix_edit(place.source, question.language, place.line, fix) if fix else None
+        return fix if edited is not None and _still_python(place.source, edited, question) else None
     fix = _usable_fix(question, place.line, place.code, fix, suspects)
     if fix is not None and fix_problem(place.code, fix) is not None:
         return None
     return fix
 
 
-def _choose_explanation(question: Question, result: Explanation, text: str) -> None:
+def _still_python(before: str, after: str, question: Question) -> bool:
+    """Python's own parser agrees the fixed file parses (when the file parsed before):
+    tree-sitter recovers from more than Python accepts."""
+    if question.language != "python":
+        return True
+    try:
+        ast.parse(before)
+    except (SyntaxError, ValueError, RecursionError):
+        return True
+    try:
+        ast.parse(after)
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _choose_explanation(
+    question: Question, result: Explanation, text: str, problem: str | None
+) -> None:
     """The model's text when it passes the checks; else the one built from the facts."""
     analysis = question.analysis
     claims = analysis.claims if analysis is not None else []
-    problems = explanation_problems(text, question.message, claims)
+    problems = [problem] if problem else explanation_problems(text, question.message, claims)
     result.problems = problems + result.problems
     if not problems:
         result.explanation, result.explained_by = text, "model"
@@ -289,7 +307,7 @@ def render_markdown(
         why = "; ".join(p for p in result.problems if not p.startswith("the fix")) or "none given"
         parts += [
             "",
-            f"_Explanation built from the facts below (the model's text was not used: it {why})._",
+            f"_Explanation built from the facts below (the model's text was not used: {why})._",
         ]
     else:
         parts += ["", "_Explanation written by the model from the facts below._"]

@@ -138,6 +138,9 @@ def fix_problem(line: str, fix: str | None) -> str | None:
         return None
     if "".join(fix.split()) == "".join(line.split()):
         return "the fix is the line as it is"
+    defines = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s")
+    if defines.match(fix) and not defines.match(line):
+        return "the fix defines a function or class in place of another statement"
     old, new = _tokens(line), _tokens(fix)
     if old is None or new is None or len(old) != len(new):
         return None

@@ -1,0 +1,257 @@
+"""Explanations from facts: each exception kind's facts worked out from a real traceback (the
+program is run by this Python), the culprit the facts decide, the checks of the model's text and
+fix, and the real entry point `hintwise explain --traceback` with the bundled model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scripted_engine import ScriptedEngine
+
+from hintwise.lsp_server.explain.answer import explain
+from hintwise.lsp_server.explain.checks import (
+    contradiction,
+    explanation_problems,
+    fix_problem,
+    repetition,
+)
+from hintwise.lsp_server.explain.question import Question, traceback_question
+from hintwise.lsp_server.explain.tracebacks import parse_traceback
+
+AVERAGE = """def average(values):
+    return sum(values) / len(values)
+
+
+def summarize(groups):
+    return {k: average(v) for k, v in groups.items()}
+
+
+def main():
+    groups = {"a": [1, 2, 3], "b": []}
+    print(summarize(groups))
+
+
+main()
+"""
+
+
+def traceback_of(folder: Path, source: str, name: str = "app.py") -> str:
+    """Run the program with this Python and return the traceback it printed."""
+    (folder / name).write_text(source)
+    done = subprocess.run(
+        [sys.executable, name], cwd=folder, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode != 0, done.stdout
+    return done.stderr
+
+
+def question_for(folder: Path, source: str) -> Question:
+    text = traceback_of(folder, source)
+    question, _, _ = traceback_question(text, folder, Path.read_text)
+    return question
+
+
+def test_the_caret_marks_a_sub_expression(tmp_path: Path):
+    parsed = parse_traceback(traceback_of(tmp_path, AVERAGE))
+    division = parsed.frames[-1]
+    assert division.source == "return sum(values) / len(values)"
+    assert (division.marked, division.anchor) == ("sum(values) / len(values)", "/")
+    assert parsed.frames[-2].marked == "average(v)"
+
+
+def test_zero_division_names_the_divisor_and_the_empty_list_at_the_call_site(tmp_path: Path):
+    question = question_for(tmp_path, AVERAGE)
+    assert question.analysis is not None
+    facts = question.facts
+    assert "the divisor `len(values)` (right of `/`) was 0" in facts
+    assert "`average` got `values` from `average(v)` at app.py:6: the argument `v`" in facts
+    assert any("holds an empty list `[]` under the key 'b'" in fact for fact in facts)
+    culprit = question.analysis.culprit
+    assert culprit is not None and culprit.line == 5  # the call site, 0-based
+    assert culprit.code == "return {k: average(v) for k, v in groups.items()}"
+    assert "`values` was empty" in question.analysis.summary
+
+
+def test_zero_division_by_a_local_stays_on_the_raising_line(tmp_path: Path):
+    source = "def rate(done):\n    total = done - done\n    return done / total\n\nrate(3)\n"
+    question = question_for(tmp_path, source)
+    assert "the divisor `total` (right of `/`) was 0" in question.facts
+    assert "`total` is assigned at line 2: `total = done - done`" in question.facts
+    assert question.analysis is not None and question.analysis.culprit is None
+
+
+def test_key_error_lists_the_keys_that_exist(tmp_path: Path):
+    source = 'def port(name):\n    ports = {"http": 80, "https": 443}\n    return ports[name]\n\n'
+    question = question_for(tmp_path, source + 'port("htps")\n')
+    assert "the key 'htps' is not in `ports`" in question.facts
+    assert "`ports` has the keys 'http', 'https'" in question.facts
+    assert "the closest existing key is 'https'" in question.facts
+
+
+def test_index_error_gives_the_index_and_the_length(tmp_path: Path):
+    source = "def last(items):\n    return items[len(items)]\n\nlast([1, 2])\n"
+    question = question_for(tmp_path, source)
+    assert "the index `len(items)` was out of range for `items`" in question.facts
+    assert "`len(items)` is one past the last index" in question.facts
+    local = "items = [1, 2, 3]\nfor i in range(len(items) + 1):\n    print(items[i])\n"
+    question = question_for(tmp_path, local)
+    assert "`items` has 3 items: valid indexes are 0 to 2" in question.facts
+    assert "`i` runs over `range(len(items) + 1)` (line 2)" in question.facts
+
+
+def test_none_attribute_says_where_the_none_came_from(tmp_path: Path):
+    source = (
+        "def find(users, name):\n"
+        "    for user in users:\n"
+        "        if user == name:\n"
+        "            return user\n"
+        "    return None\n\n"
+        "def greet(users):\n"
+        "    user = find(users, 'bob')\n"
+        "    return user.upper()\n\n"
+        "greet(['ann'])\n"
+    )
+    question = question_for(tmp_path, source)
+    assert "`user` was None when line 9 read `.upper`" in question.facts
+    assert "`user` is assigned at line 8: `user = find(users, 'bob')`" in question.facts
+    assert "`find` returns None at line 5 (`return None`)" in question.facts
+    in_place = question_for(tmp_path, "xs = [3, 1].sort()\nxs.reverse()\n")
+    assert "`.sort()` changes its object in place and returns None" in in_place.facts
+
+
+def test_argument_count_shows_the_signature_and_the_call(tmp_path: Path):
+    source = "def area(width, height):\n    return width * height\n\narea(3)\n"
+    question = question_for(tmp_path, source)
+    assert "`def area(width, height)` is at app.py:1" in question.facts
+    assert "the call `area(3)` passes 1 positional argument" in question.facts
+
+
+def test_unbound_local_names_the_assignment_that_makes_it_local(tmp_path: Path):
+    source = "count = 0\n\ndef bump():\n    count += 1\n    return count\n\nbump()\n"
+    question = question_for(tmp_path, source)
+    assert "`count` is local to `bump` because line 4 assigns it (`count += 1`)" in question.facts
+    assert "a module-level `count` is assigned at line 1; `bump` has no `global count`" in (
+        question.facts
+    )
+
+
+def test_recursion_shows_the_repeating_call(tmp_path: Path):
+    source = "def countdown(n):\n    return countdown(n)\n\ncountdown(3)\n"
+    question = question_for(tmp_path, source)
+    assert any(f.startswith("`countdown` calls itself at app.py:2 (") for f in question.facts)
+    assert "the call `countdown(n)` passes its parameters unchanged" in question.facts
+    assert "`countdown` has no `if` before the call (no base case)" in question.facts
+
+
+def test_a_failed_assert_shows_both_sides(tmp_path: Path):
+    source = (
+        "def double(x):\n    return x + x + 1\n\ndef test():\n    assert double(2) == 4\n\ntest()\n"
+    )
+    question = question_for(tmp_path, source)
+    assert "the assertion compares `double(2)` with `4` using `==`" in question.facts
+    # The check of another function's result: the model picks the culprit inside `double`.
+    assert question.model_picks_culprit and question.function == "double"
+
+
+def test_checks_find_contradictions_repetition_and_rename_only_fixes():
+    assert contradiction("The model did not expect `main` there (it expected `main`).")
+    assert contradiction("`x` is unexpected; it expected `y`.") is None
+    assert contradiction("`len(values)` is not zero here.", [("len(values)", "0")])
+    assert contradiction("`len(values)` is zero.", [("len(values)", "0")]) is None
+    assert repetition("The list is empty. The list is empty.")
+    assert repetition("It divides by zero zero zero zero.")
+    assert explanation_problems("Division.", "ZeroDivisionError: division by zero")
+    restating = "A ZeroDivisionError occurred because of a division by zero."
+    assert explanation_problems(restating, "ZeroDivisionError: division by zero") == [
+        "only restates the error message"
+    ]
+    assert fix_problem("def average(values):", "def main(values):")
+    assert fix_problem("return a / b", "return  a / b")
+    assert fix_problem("return a / b", "return a / b if b else 0") is None
+    assert fix_problem("if a < b:", "if a <= b:") is None
+
+
+def test_a_contradictory_model_answer_gives_the_facts_based_text(tmp_path: Path):
+    """The answer that started issue 13, replayed: neither the contradiction nor the rename
+    reaches the user, and the `def` line is not the culprit."""
+    question = question_for(tmp_path, AVERAGE)
+    answer = json.dumps(
+        {
+            "explanation": "The model did not expect `main` there (it expected `main`).",
+            "culprit_line": 1,
+            "fix": "def main(values):",
+        }
+    )
+    result = explain(ScriptedEngine(generations=[answer]), question, lambda: False)
+    assert result is not None
+    assert result.explained_by == "facts"
+    assert result.explanation == question.analysis.summary  # type: ignore[union-attr]
+    assert "_Explanation built from the facts below" in result.markdown
+    assert result.culprit is not None and result.culprit["line"] == 5
+    assert result.fix is None
+    assert not any(contradiction(fact) for fact in result.facts)
+
+
+def test_a_sound_model_answer_is_kept_and_said_to_be_the_models(tmp_path: Path):
+    question = question_for(tmp_path, AVERAGE)
+    text = "The group 'b' is an empty list, so len(values) is 0 and average divides by it."
+    fix = "return {k: average(v) for k, v in groups.items() if v}"
+    result = explain(
+        ScriptedEngine(generations=[json.dumps({"explanation": text, "fix": fix})]),
+        question,
+        lambda: False,
+    )
+    assert result is not None and result.explained_by == "model"
+    assert result.explanation == text and result.fix == fix
+    assert "_Explanation written by the model from the facts below._" in result.markdown
+
+
+@pytest.mark.model
+def test_cli_explains_the_zero_division_from_facts(tmp_path: Path, data_dir: Path, gemma_path):
+    from conftest import hintwise_command
+
+    from hintwise.lsp_server.explain.checks import explanation_problems
+
+    (tmp_path / "tb.txt").write_text(traceback_of(tmp_path, AVERAGE))
+    run = subprocess.run(
+        [*hintwise_command(), "explain", "--traceback", "tb.txt", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"HINTWISE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["culprit"]["line"] in (1, 5)  # the division or the call site, never the def
+    assert "the divisor `len(values)` (right of `/`) was 0" in answer["facts"]
+    assert any("empty list `[]`" in fact for fact in answer["facts"])
+    message = "ZeroDivisionError: division by zero"
+    assert not explanation_problems(answer["explanation"], message)
+    assert not any(contradiction(fact) for fact in answer["facts"])
+    lines = AVERAGE.split("\n")
+    assert fix_problem(lines[answer["culprit"]["line"]], answer["fix"]) is None
+    assert answer["explained_by"] in ("model", "facts")
+    assert answer["markdown"].startswith(f"**{message}**")
+
+
+@pytest.mark.model
+def test_a_cut_off_model_answer_gives_the_facts_based_text(tmp_path: Path, data_dir: Path):
+    """The real model given 4 tokens cannot finish its JSON: the user reads the facts-based
+    explanation, and the markdown says so."""
+    from hintwise.lsp_server.config import Settings
+    from hintwise.lsp_server.engines.choice import load_engine
+
+    question = question_for(tmp_path, AVERAGE)
+    engine = load_engine(Settings(data_dir=str(data_dir)))
+    try:
+        result = explain(engine, question, lambda: False, max_tokens=4)
+    finally:
+        engine.close()
+    assert result is not None and result.explained_by == "facts"
+    assert result.explanation == question.analysis.summary  # type: ignore[union-attr]
+    assert "_Explanation built from the facts below" in result.markdown
