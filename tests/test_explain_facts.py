@@ -76,85 +76,109 @@ def test_zero_division_names_the_divisor_and_the_empty_list_at_the_call_site(tmp
     assert "`values` was empty" in question.analysis.summary
 
 
-def test_zero_division_by_a_local_stays_on_the_raising_line(tmp_path: Path):
-    source = "def rate(done):\n    total = done - done\n    return done / total\n\nrate(3)\n"
+NONE_FROM_A_FUNCTION = """def find(users, name):
+    for user in users:
+        if user == name:
+            return user
+    return None
+
+def greet(users):
+    user = find(users, 'bob')
+    return user.upper()
+
+greet(['ann'])
+"""
+
+# One program per exception kind, and facts its analysis must state (checked against the code).
+KINDS = {
+    "zero-division-by-a-local": (
+        "def rate(done):\n    total = done - done\n    return done / total\n\nrate(3)\n",
+        [
+            "the divisor `total` (right of `/`) was 0",
+            "`total` is assigned at line 2: `total = done - done`",
+        ],
+    ),
+    "key": (
+        'def port(name):\n    ports = {"http": 80, "https": 443}\n    return ports[name]\n\n'
+        'port("htps")\n',
+        [
+            "the key 'htps' is not in `ports`",
+            "`ports` has the keys 'http', 'https'",
+            "the closest existing key is 'https'",
+        ],
+    ),
+    "index-past-the-end": (
+        "def last(items):\n    return items[len(items)]\n\nlast([1, 2])\n",
+        [
+            "the index `len(items)` was out of range for `items`",
+            "`len(items)` is one past the last index",
+        ],
+    ),
+    "index-in-a-loop": (
+        "items = [1, 2, 3]\nfor i in range(len(items) + 1):\n    print(items[i])\n",
+        [
+            "`items` has 3 items: valid indexes are 0 to 2",
+            "`i` runs over `range(len(items) + 1)` (line 2)",
+        ],
+    ),
+    "none-attribute": (
+        NONE_FROM_A_FUNCTION,
+        [
+            "`user` was None when line 9 read `.upper`",
+            "`user` is assigned at line 8: `user = find(users, 'bob')`",
+            "`find` returns None at line 5 (`return None`)",
+        ],
+    ),
+    "none-from-an-in-place-method": (
+        "xs = [3, 1].sort()\nxs.reverse()\n",
+        ["`.sort()` changes its object in place and returns None"],
+    ),
+    "arguments": (
+        "def area(width, height):\n    return width * height\n\narea(3)\n",
+        [
+            "`def area(width, height)` is at app.py:1",
+            "the call `area(3)` passes 1 positional argument",
+        ],
+    ),
+    "unbound-local": (
+        "count = 0\n\ndef bump():\n    count += 1\n    return count\n\nbump()\n",
+        [
+            "`count` is local to `bump` because line 4 assigns it (`count += 1`)",
+            "a module-level `count` is assigned at line 1; `bump` has no `global count`",
+        ],
+    ),
+    "recursion": (
+        "def countdown(n):\n    return countdown(n)\n\ncountdown(3)\n",
+        [
+            "the call `countdown(n)` passes its parameters unchanged",
+            "`countdown` has no `if` before the call (no base case)",
+        ],
+    ),
+    "assertion": (
+        "def double(x):\n    return x + x + 1\n\ndef test():\n    assert double(2) == 4\n\n"
+        "test()\n",
+        ["the assertion compares `double(2)` with `4` using `==`"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_facts_per_exception_kind(tmp_path: Path, kind: str):
+    source, expected = KINDS[kind]
     question = question_for(tmp_path, source)
-    assert "the divisor `total` (right of `/`) was 0" in question.facts
-    assert "`total` is assigned at line 2: `total = done - done`" in question.facts
-    assert question.analysis is not None and question.analysis.culprit is None
+    missing = [fact for fact in expected if fact not in question.facts]
+    assert not missing, question.facts
+    assert question.analysis is not None and question.analysis.summary
+    assert question.analysis.culprit is None  # no bad literal passed in: the raising line
 
 
-def test_key_error_lists_the_keys_that_exist(tmp_path: Path):
-    source = 'def port(name):\n    ports = {"http": 80, "https": 443}\n    return ports[name]\n\n'
-    question = question_for(tmp_path, source + 'port("htps")\n')
-    assert "the key 'htps' is not in `ports`" in question.facts
-    assert "`ports` has the keys 'http', 'https'" in question.facts
-    assert "the closest existing key is 'https'" in question.facts
-
-
-def test_index_error_gives_the_index_and_the_length(tmp_path: Path):
-    source = "def last(items):\n    return items[len(items)]\n\nlast([1, 2])\n"
-    question = question_for(tmp_path, source)
-    assert "the index `len(items)` was out of range for `items`" in question.facts
-    assert "`len(items)` is one past the last index" in question.facts
-    local = "items = [1, 2, 3]\nfor i in range(len(items) + 1):\n    print(items[i])\n"
-    question = question_for(tmp_path, local)
-    assert "`items` has 3 items: valid indexes are 0 to 2" in question.facts
-    assert "`i` runs over `range(len(items) + 1)` (line 2)" in question.facts
-
-
-def test_none_attribute_says_where_the_none_came_from(tmp_path: Path):
-    source = (
-        "def find(users, name):\n"
-        "    for user in users:\n"
-        "        if user == name:\n"
-        "            return user\n"
-        "    return None\n\n"
-        "def greet(users):\n"
-        "    user = find(users, 'bob')\n"
-        "    return user.upper()\n\n"
-        "greet(['ann'])\n"
-    )
-    question = question_for(tmp_path, source)
-    assert "`user` was None when line 9 read `.upper`" in question.facts
-    assert "`user` is assigned at line 8: `user = find(users, 'bob')`" in question.facts
-    assert "`find` returns None at line 5 (`return None`)" in question.facts
-    in_place = question_for(tmp_path, "xs = [3, 1].sort()\nxs.reverse()\n")
-    assert "`.sort()` changes its object in place and returns None" in in_place.facts
-
-
-def test_argument_count_shows_the_signature_and_the_call(tmp_path: Path):
-    source = "def area(width, height):\n    return width * height\n\narea(3)\n"
-    question = question_for(tmp_path, source)
-    assert "`def area(width, height)` is at app.py:1" in question.facts
-    assert "the call `area(3)` passes 1 positional argument" in question.facts
-
-
-def test_unbound_local_names_the_assignment_that_makes_it_local(tmp_path: Path):
-    source = "count = 0\n\ndef bump():\n    count += 1\n    return count\n\nbump()\n"
-    question = question_for(tmp_path, source)
-    assert "`count` is local to `bump` because line 4 assigns it (`count += 1`)" in question.facts
-    assert "a module-level `count` is assigned at line 1; `bump` has no `global count`" in (
-        question.facts
-    )
-
-
-def test_recursion_shows_the_repeating_call(tmp_path: Path):
-    source = "def countdown(n):\n    return countdown(n)\n\ncountdown(3)\n"
-    question = question_for(tmp_path, source)
-    assert any(f.startswith("`countdown` calls itself at app.py:2 (") for f in question.facts)
-    assert "the call `countdown(n)` passes its parameters unchanged" in question.facts
-    assert "`countdown` has no `if` before the call (no base case)" in question.facts
-
-
-def test_a_failed_assert_shows_both_sides(tmp_path: Path):
-    source = (
-        "def double(x):\n    return x + x + 1\n\ndef test():\n    assert double(2) == 4\n\ntest()\n"
-    )
-    question = question_for(tmp_path, source)
-    assert "the assertion compares `double(2)` with `4` using `==`" in question.facts
-    # The check of another function's result: the model picks the culprit inside `double`.
+def test_the_assertion_in_a_test_lets_the_model_pick_inside_the_function_under_test(
+    tmp_path: Path,
+):
+    question = question_for(tmp_path, KINDS["assertion"][0])
     assert question.model_picks_culprit and question.function == "double"
+    recursion = question_for(tmp_path, KINDS["recursion"][0])
+    assert any(f.startswith("`countdown` calls itself at app.py:2 (") for f in recursion.facts)
 
 
 def test_checks_find_contradictions_repetition_and_rename_only_fixes():
@@ -212,19 +236,10 @@ def test_a_sound_model_answer_is_kept_and_said_to_be_the_models(tmp_path: Path):
 
 @pytest.mark.model
 def test_cli_explains_the_zero_division_from_facts(tmp_path: Path, data_dir: Path, gemma_path):
-    from conftest import hintwise_command
-
-    from hintwise.lsp_server.explain.checks import explanation_problems
+    from conftest import run_hintwise
 
     (tmp_path / "tb.txt").write_text(traceback_of(tmp_path, AVERAGE))
-    run = subprocess.run(
-        [*hintwise_command(), "explain", "--traceback", "tb.txt", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"HINTWISE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
-    )
+    run = run_hintwise(["explain", "--traceback", "tb.txt", "--json"], tmp_path, data_dir)
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert answer["culprit"]["line"] in (1, 5)  # the division or the call site, never the def
@@ -255,3 +270,14 @@ def test_a_cut_off_model_answer_gives_the_facts_based_text(tmp_path: Path, data_
     assert result is not None and result.explained_by == "facts"
     assert result.explanation == question.analysis.summary  # type: ignore[union-attr]
     assert "_Explanation built from the facts below" in result.markdown
+
+
+def test_a_rename_only_fix_is_never_offered(tmp_path: Path):
+    question = question_for(tmp_path, KINDS["key"][0])
+    text = "The name 'htps' is a typo of 'https', so the dictionary lookup on line 3 fails."
+    answer = json.dumps({"explanation": text, "fix": "return port[name]"})
+    result = explain(ScriptedEngine(generations=[answer]), question, lambda: False)
+    assert result is not None and result.culprit is not None
+    assert result.culprit["line"] == 2  # the raising line (0-based)
+    assert result.fix is None and "the fix only renames an identifier" in result.problems
+    assert result.explained_by == "model"
