@@ -197,6 +197,7 @@ def test_checks_find_contradictions_repetition_and_rename_only_fixes():
     assert fix_problem("return a / b", "return  a / b")
     assert fix_problem("return a / b", "return a / b if b else 0") is None
     assert fix_problem("if a < b:", "if a <= b:") is None
+    assert fix_problem("count = 0", "#count = 0") == "the fix is a comment"
 
 
 def test_a_contradictory_model_answer_gives_the_facts_based_text(tmp_path: Path):

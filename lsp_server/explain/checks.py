@@ -138,6 +138,8 @@ def fix_problem(line: str, fix: str | None) -> str | None:
         return None
     if "".join(fix.split()) == "".join(line.split()):
         return "the fix is the line as it is"
+    if fix.strip().startswith("#") and not line.strip().startswith("#"):
+        return "the fix is a comment"
     defines = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s")
     if defines.match(fix) and not defines.match(line):
         return "the fix defines a function or class in place of another statement"
