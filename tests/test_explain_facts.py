@@ -282,3 +282,25 @@ def test_a_rename_only_fix_is_never_offered(tmp_path: Path):
     assert result.culprit["line"] == 2  # the raising line (0-based)
     assert result.fix is None and "the fix only renames an identifier" in result.problems
     assert result.explained_by == "model"
+
+
+def test_recorded_values_give_the_keys_a_dict_really_had(tmp_path: Path):
+    """No dict literal to read: the keys come from the sandboxed run's record."""
+    from hintwise.lsp_server.explain import tracing
+    from hintwise.lsp_server.explain.question import add_runtime_values
+
+    source = (
+        "def port(name):\n"
+        "    ports = dict(zip(['http', 'https'], [80, 443]))\n"
+        "    return ports[name]\n\n"
+        "port('htps')\n"
+    )
+    question = question_for(tmp_path, source)
+    assert not any(fact.startswith("`ports` has the keys") for fact in question.facts)
+    run = tracing.run_traced(
+        "script", str(tmp_path / "app.py"), tmp_path, tmp_path / "app.py", question.function
+    )
+    add_runtime_values(question, run.events)
+    assert "`ports` has the keys 'http', 'https'" in question.facts
+    assert "the closest existing key is 'https'" in question.facts
+    assert question.facts.count("the key 'htps' is not in `ports`") == 1

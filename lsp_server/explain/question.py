@@ -53,6 +53,8 @@ class Question:
     # The model picks the culprit among the shown lines only when the raising line is a check
     # of another function's result (`assert f(x) == y`); else the facts decide it.
     model_picks_culprit: bool = False
+    frames: list[Located] = field(default_factory=list)  # the workspace frames analysed
+    repeated: int = 0  # "[Previous line repeated N more times]"
 
 
 def question_at(
@@ -80,8 +82,23 @@ def question_at(
     file = uri_path(uri) if uri else None
     if language == "python" and file is not None:
         frame = Frame(path, line + 1, name or "<module>", lines[line].strip())
-        add_analysis(question, analyse([Located(frame, file, path, text)], message))
+        question.frames = [Located(frame, file, path, text)]
+        add_analysis(question, analyse(question.frames, message))
     return question
+
+
+def add_runtime_values(question: Question, events: list[dict]) -> None:
+    """Analyse again with the local values a sandboxed run recorded on the raising line (the
+    keys a dict really had, a list's real length): call with `tracing.run_traced(...).events`
+    when the traced function is the raising one."""
+    if not question.frames or question.analysis is None:
+        return
+    frame = question.frames[-1].frame
+    at_line = [e for e in events if e.get("line") == frame.line and e.get("locals")]
+    if not at_line or frame.function != question.function:
+        return
+    values = at_line[-1]["locals"]
+    add_analysis(question, analyse(question.frames, question.message, question.repeated, values))
 
 
 def add_analysis(question: Question, analysis: Analysis) -> None:
@@ -154,7 +171,8 @@ def traceback_question(
     for call in reversed(calls):
         question.facts.append(f"called from {call.path}:{call.line} in {call.function}")
     if language == "python":
-        add_analysis(question, analyse(_located(inside, root, read), parsed.error, parsed.repeated))
+        question.frames, question.repeated = _located(inside, root, read), parsed.repeated
+        add_analysis(question, analyse(question.frames, parsed.error, parsed.repeated))
     if len(inside) < len(parsed.frames):
         notes.append(f"{len(parsed.frames) - len(inside)} frame(s) outside the workspace skipped")
     return question, parsed, notes
