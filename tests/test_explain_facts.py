@@ -159,6 +159,21 @@ KINDS = {
         "test()\n",
         ["the assertion compares `double(2)` with `4` using `==`"],
     ),
+    "undefined-name": (
+        "def total(prices):\n    return sum(price)\n\ntotal([1])\n",
+        [
+            "no `price` is assigned, defined or imported in app.py",
+            "names in the file that look alike: `prices`",
+        ],
+    ),
+    "operand-types": (
+        "def label(n):\n    return 'item ' + n\n\nlabel(3)\n",
+        ["`'item '` (left of `+`) was str; `n` (right) was int"],
+    ),
+    "operand-types-minus": (
+        "def previous(n):\n    return n - 1\n\nprevious('3')\n",
+        ["`n` (left of `-`) was str; `1` (right) was int"],
+    ),
 }
 
 

@@ -375,7 +375,9 @@ def _binding_fact(
     assert value is not None
     written = segment(caller, value)
     if binding.via in ("for", "comprehension"):
-        fact = f"`{name}` takes each item of `{written}` (line {binding.line})"
+        fact = (
+            f"`{name}` takes {each_item(binding.node, name, value, caller)} (line {binding.line})"
+        )
     else:
         fact = f"`{name}` is assigned at line {binding.line}: `{name} = {written}`"
     found = bad_part(value, bad)
@@ -384,3 +386,20 @@ def _binding_fact(
         fact += f", which holds {chain.literal}{found[1]}"
         chain.literal_at = caller.where(binding.line)
     return fact
+
+
+def each_item(loop: ast.AST, name: str, iterated: ast.expr, located: Located) -> str:
+    """ "each value of `groups`" for `for k, v in groups.items()`; else "each item of `xs`"."""
+    target = getattr(loop, "target", None)
+    is_items = (
+        isinstance(iterated, ast.Call)
+        and isinstance(iterated.func, ast.Attribute)
+        and iterated.func.attr == "items"
+        and not iterated.args
+    )
+    if is_items and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+        names = [getattr(e, "id", "") for e in target.elts]
+        if name in names:
+            owner = segment(located, iterated.func.value)  # type: ignore[attr-defined]
+            return f"each {'key' if names.index(name) == 0 else 'value'} of `{owner}`"
+    return f"each item of `{segment(located, iterated)}`"

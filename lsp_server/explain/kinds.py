@@ -17,6 +17,7 @@ from hintwise.lsp_server.explain.facts import (
     Analysis,
     Located,
     bindings,
+    each_item,
     enclosing_function,
     is_empty_literal,
     is_none_literal,
@@ -98,7 +99,8 @@ def _binding_sentence(analysis: Analysis, located: Located, name: str, line: int
         return ""
     written = segment(located, binding.value)
     if binding.via in ("for", "comprehension"):
-        analysis.facts.append(f"`{name}` takes each item of `{written}` (line {binding.line})")
+        each = each_item(binding.node, name, binding.value, located)
+        analysis.facts.append(f"`{name}` takes {each} (line {binding.line})")
         return ""
     analysis.facts.append(f"`{name}` is assigned at line {binding.line}: `{name} = {written}`")
     return f" `{name}` was set at line {binding.line} from `{written}`."
@@ -414,6 +416,61 @@ def _side_values(message: str, values: dict[str, str], left: str, right: str) ->
     return " and ".join(known)
 
 
+UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def undefined_name(frames: list[Located], message: str) -> Analysis:
+    located, line, analysis = _start(frames, "undefined-name")
+    found = UNDEFINED.search(message)
+    name = found.group(1) if found else ""
+    tree = located.tree
+    known: set[str] = set()
+    for node in ast.walk(tree) if tree is not None else []:
+        if isinstance(node, ast.Name | ast.arg):
+            known.add(node.id if isinstance(node, ast.Name) else node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            known.add(node.name)
+    known.discard(name)
+    analysis.facts.append(f"no `{name}` is assigned, defined or imported in {located.display}")
+    summary = f"Line {line} uses `{name}`, which nothing defines before it runs."
+    close = difflib.get_close_matches(name, sorted(known), n=2)
+    if close:
+        shown = ", ".join(f"`{c}`" for c in close)
+        analysis.facts.append(f"names in the file that look alike: {shown}")
+        summary += f" Did you mean {shown}?"
+    analysis.summary = summary
+    return analysis
+
+
+OPERAND = re.compile(
+    r"unsupported operand type\(s\) for (?P<op>\S+): '(?P<left>\w+)' and '(?P<right>\w+)'"
+    r"|can only concatenate (?P<left2>\w+) \(not \"(?P<right2>\w+)\"\) to \w+"
+)
+
+
+def operand_types(frames: list[Located], message: str) -> Analysis:
+    located, line, analysis = _start(frames, "operand-types")
+    found = OPERAND.search(message)
+    if found is None:
+        return analysis
+    op = found.group("op") or "+"
+    left_type = found.group("left") or found.group("left2")
+    right_type = found.group("right") or found.group("right2")
+    nodes = on_line(located, line, (ast.BinOp, ast.AugAssign))
+    node = marked_node(located, nodes, lambda n: True)
+    if isinstance(node, ast.BinOp):
+        left, right = segment(located, node.left), segment(located, node.right)
+        analysis.facts.append(
+            f"`{left}` (left of `{op}`) was {left_type}; `{right}` (right) was {right_type}"
+        )
+        analysis.claims += [(left, left_type), (right, right_type)]
+        analysis.summary = (
+            f"Line {line} applies `{op}` to `{left}`, a {left_type}, and `{right}`, a "
+            f"{right_type}: Python does not define `{op}` for that pair."
+        )
+    return analysis
+
+
 def analyse(
     frames: list[Located], message: str, repeated: int = 0, values: dict[str, str] | None = None
 ) -> Analysis:
@@ -438,6 +495,10 @@ def analyse(
         analysis = recursion(frames, detail, repeated)
     elif name == "AssertionError":
         analysis = assertion(frames, detail, values)
+    elif name == "NameError" and UNDEFINED.search(detail):
+        analysis = undefined_name(frames, detail)
+    elif name == "TypeError" and OPERAND.search(detail):
+        analysis = operand_types(frames, detail)
     else:
         analysis = Analysis("other")
     frame = frames[-1].frame
