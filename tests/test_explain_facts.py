@@ -187,6 +187,23 @@ def test_facts_per_exception_kind(tmp_path: Path, kind: str):
     assert question.analysis.culprit is None  # no bad literal passed in: the raising line
 
 
+def test_a_zero_set_in_the_function_is_the_culprit_and_precedence_is_explained(tmp_path: Path):
+    source = (
+        "def largest_factor(n):\n"
+        "    for i in range(n):\n"
+        "        if n % i == 0:\n"
+        "            return i\n\n"
+        "largest_factor(10)\n"
+    )
+    question = question_for(tmp_path, source)
+    assert "`range(n)` starts at 0" in question.facts
+    assert question.analysis is not None and question.analysis.culprit is not None
+    assert question.analysis.culprit.line == 1  # the `for` line, 0-based
+    median = "def median(l):\n    return l[len(l) - 1 // 2]\n\nmedian([1, 2, 3])\n"
+    question = question_for(tmp_path, median)
+    assert "`1 // 2` is 0, so `len(l) - 1 // 2` is `len(l)`, one past the end" in question.facts
+
+
 def test_the_assertion_in_a_test_lets_the_model_pick_inside_the_function_under_test(
     tmp_path: Path,
 ):

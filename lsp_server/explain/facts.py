@@ -304,7 +304,7 @@ def trace_value(
         owner = index - 1
         while owner > 0 and frames[owner].frame.function in COMPREHENSIONS:
             owner -= 1
-        first = first or _place(caller, caller.frame.line, "the call passes the bad value")
+        first = first or place_at(caller, caller.frame.line, "the call passes the bad value")
         origin = _origin(caller, frames[owner], argument, bad, chain)
         if chain.literal_at:
             chain.call_site = first
@@ -314,7 +314,7 @@ def trace_value(
     return chain
 
 
-def _place(located: Located, line: int, reason: str) -> Place:
+def place_at(located: Located, line: int, reason: str) -> Place:
     return Place(
         located.path.as_uri(),
         located.display,

@@ -25,6 +25,7 @@ from hintwise.lsp_server.explain.facts import (
     last_binding,
     marked_node,
     on_line,
+    place_at,
     segment,
     trace_value,
 )
@@ -72,9 +73,30 @@ def zero_division(frames: list[Located], message: str) -> Analysis:
         summary = f"Line {line} divides by `{written}`, which is 0 because `{name}` was empty."
     if name:
         summary += _binding_sentence(analysis, located, name, line)
+        summary += _zero_set_here(analysis, located, name, line)
         summary += _chain_into(analysis, frames, name, bad)
     analysis.summary = summary
     return analysis
+
+
+def _zero_set_here(analysis: Analysis, located: Located, name: str, line: int) -> str:
+    """The line of the same function that gave the divisor its 0: `i = 0`, or a loop over a
+    `range` that starts at 0. That line is the culprit."""
+    binding = last_binding(located, name, line)
+    if binding is None or binding.value is None:
+        return ""
+    value = binding.value
+    if binding.via == "assign" and is_zero_literal(value):
+        analysis.culprit = place_at(located, binding.line, "it sets the divisor to 0")
+        return f" Line {binding.line} sets `{name}` to 0."
+    is_range = isinstance(value, ast.Call) and getattr(value.func, "id", "") == "range"
+    if binding.via == "for" and is_range and value.args:  # type: ignore[attr-defined]
+        args = value.args  # type: ignore[attr-defined]
+        if len(args) == 1 or is_zero_literal(args[0]):
+            analysis.facts.append(f"`{segment(located, value)}` starts at 0")
+            analysis.culprit = place_at(located, binding.line, "its range starts at 0")
+            return f" `{name}` runs over `{segment(located, value)}`, which starts at 0."
+    return ""
 
 
 def _op(node: ast.AST) -> str:
@@ -173,12 +195,64 @@ def index_error(frames: list[Located], message: str, values: dict[str, str]) -> 
         summary += f" `{container}` has {length} items."
     if index in values:
         analysis.facts.append(f"`{index}` was {values[index]}")
-    if f"len({container})" in index.replace(" ", ""):
-        analysis.facts.append(f"`len({container})` is one past the last index")
-        summary += f" `len({container})` is one past the last index."
+    past = _past_the_end(located, node.slice, node.value)
+    if past:
+        analysis.facts.append(past)
+        summary += f" {past[0].upper()}{past[1:]}."
     summary += _loop_sentence(analysis, located, node.slice, line)
     analysis.summary = summary
     return analysis
+
+
+def _past_the_end(located: Located, index: ast.AST, container: ast.AST) -> str:
+    """A fact when the index is `len(xs)` plus a constant that is not negative (`1 // 2` is 0:
+    `//` binds tighter than `-`)."""
+    written = segment(located, container)
+
+    def is_len(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", "") == "len"
+            and len(node.args) == 1
+            and segment(located, node.args[0]) == written
+        )
+
+    if is_len(index):
+        return f"`len({written})` is one past the last index"
+    if not (isinstance(index, ast.BinOp) and is_len(index.left)):
+        return ""
+    value = constant_value(index.right)
+    if isinstance(index.op, ast.Add) and value is not None and value >= 0:
+        return f"`{segment(located, index)}` is at least `len({written})`, past the last index"
+    if isinstance(index.op, ast.Sub) and value == 0:
+        part = segment(located, index.right)
+        return (
+            f"`{part}` is 0, so `{segment(located, index)}` is `len({written})`, one past the end"
+        )
+    return ""
+
+
+def constant_value(node: ast.AST) -> float | None:
+    """The value of an expression of number constants only (`1 // 2`), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)  # type: ignore[arg-type]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = constant_value(node.operand)
+        return -inner if inner is not None else None
+    if not isinstance(node, ast.BinOp):
+        return None
+    left, right = constant_value(node.left), constant_value(node.right)
+    operations = {
+        ast.Add: lambda a, b: a + b,
+        ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b,
+        ast.FloorDiv: lambda a, b: a // b if b else None,
+        ast.Div: lambda a, b: a / b if b else None,
+    }
+    operation = operations.get(type(node.op))
+    if left is None or right is None or operation is None:
+        return None
+    return operation(left, right)
 
 
 def _known_length(
