@@ -336,3 +336,19 @@ def test_recorded_values_give_the_keys_a_dict_really_had(tmp_path: Path):
     assert "`ports` has the keys 'http', 'https'" in question.facts
     assert "the closest existing key is 'https'" in question.facts
     assert question.facts.count("the key 'htps' is not in `ports`") == 1
+
+
+def test_the_model_picks_among_code_lines_only_never_the_def_or_docstring(tmp_path: Path):
+    source = (
+        "def double(x):\n"
+        '    """Twice x.\n\n    Not a place for a bug.\n    """\n'
+        "    # add it to itself\n"
+        "    return x + x + 1\n\n"
+        "def test():\n    assert double(2) == 4\n\ntest()\n"
+    )
+    question = question_for(tmp_path, source)
+    engine = ScriptedEngine(generations=[json.dumps({"explanation": "x", "culprit_line": 7})])
+    result = explain(engine, question, lambda: False)
+    schema = engine.generation_requests[0].json_schema
+    assert schema["properties"]["culprit_line"]["enum"] == [7]
+    assert result is not None and result.culprit is not None and result.culprit["line"] == 6

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
+import textwrap
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,7 +142,7 @@ def explain(
         "is more common)"
         for s in suspects
     ]
-    culprit_lines = sorted({s.line + 1 for s in suspects}) or None
+    culprit_lines = sorted({s.line + 1 for s in suspects}) or code_lines(question)
     code_at = (decided.line, decided.code) if decided is not None else None
     request = explain_request(question, max_tokens, culprit_lines, hints, code_at)
     generation = engine.generate(request, cancelled)
@@ -165,6 +166,30 @@ def explain(
     _choose_explanation(question, result, explanation, problem)
     result.markdown = render_markdown(question, result, place.code, suspects)
     return result
+
+
+def code_lines(question: Question) -> list[int] | None:
+    """The 1-based lines of the shown code a culprit can be: not the `def` line, a docstring,
+    a comment or a blank line (None when the code does not parse alone: every line)."""
+    lines = question.code.split("\n")
+    try:
+        tree = ast.parse(textwrap.dedent(question.code))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    excluded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            excluded.update(range(node.lineno, node.body[0].lineno))  # the signature
+            first = node.body[0]
+            is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            if is_doc and isinstance(first.value.value, str):  # type: ignore[attr-defined]
+                excluded.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    kept = [
+        question.first_line + number
+        for number, text in enumerate(lines, 1)
+        if number not in excluded and text.strip() and not text.strip().startswith("#")
+    ]
+    return kept or None
 
 
 def _decided_culprit(question: Question) -> Place | None:
