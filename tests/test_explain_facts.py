@@ -220,6 +220,7 @@ def test_checks_find_contradictions_repetition_and_rename_only_fixes():
     assert contradiction("`len(values)` is zero.", [("len(values)", "0")]) is None
     assert repetition("The list is empty. The list is empty.")
     assert repetition("It divides by zero zero zero zero.")
+    assert repetition("The assertion found `f([1,1,1,1,0])` == `1` false.") is None
     assert explanation_problems("Division.", "ZeroDivisionError: division by zero")
     restating = "A ZeroDivisionError occurred because of a division by zero."
     assert explanation_problems(restating, "ZeroDivisionError: division by zero") == [

@@ -71,11 +71,12 @@ def _denies(text: str, subject: str, value: str) -> bool:
 
 
 def repetition(text: str) -> str | None:
-    """Repeated sentences, a phrase of 4+ words said three times, a word repeated in a row."""
+    """Repeated sentences, a phrase of 4+ words said three times, a word repeated in a row;
+    code in backticks (`[1,1,1,1]`) does not count."""
     sentences = [_norm(s) for s in _SENTENCE.split(text) if len(_norm(s).split()) >= 3]
     if len(sentences) != len(set(sentences)):
         return "repeats a sentence"
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w.lower() for w in _WORD.findall(re.sub(r"`[^`]*`", " ", text))]
     for size in (4, 6, 8):
         grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
         if grams and max(grams.count(g) for g in set(grams)) >= 3:
