@@ -18,6 +18,9 @@ Pipelines, same model, same process, greedy:
             the tokens the model least expected as facts and as the only culprit choices, JSON
             schema, a fix only when it parses in place.
 Rates come with 95% Wilson intervals, the difference with a paired bootstrap interval.
+Every answer a user would read is also checked (lsp_server/explain/checks.py): counted per
+pipeline, the answers with a self-contradiction (in the text or in a fact), repetition, (almost)
+no text, or a fix that only renames identifiers or repeats the line.
 """
 
 from __future__ import annotations
@@ -87,7 +90,26 @@ def fix_passes(source: str, line: int, fix: str | None, folder: Path) -> bool:
     return run("\n".join([*lines[:line], *new, *lines[line + 1 :]]), folder)[0]
 
 
-def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, str]:
+def check_failures(text: str, facts: list[str], line_code: str, fix: str | None) -> list[str]:
+    """The checks an answer a user would read fails (none for a sound one)."""
+    from hintwise.lsp_server.explain import checks
+
+    failed = []
+    if checks.contradiction(text) or any(checks.contradiction(fact) for fact in facts):
+        failed.append("contradiction")
+    if checks.repetition(text):
+        failed.append("repetition")
+    if checks.empty(text):
+        failed.append("empty")
+    if checks.fix_problem(line_code, fix) in (
+        "the fix only renames an identifier",
+        "the fix is the line as it is",
+    ):
+        failed.append("rename-only fix")
+    return failed
+
+
+def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, str, list[str]]:
     from hintwise.lsp_server.code.units import numbered
     from hintwise.models.engine import GenerationRequest
 
@@ -98,14 +120,17 @@ def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, 
     ).text
     found = re.search(r"line (\d+)\s*:?\s*`?([^`\n]*)", text, re.I)
     if not found:
-        return None, None, text
+        return None, None, text, check_failures(text, [], "", None)
     code = re.sub(r"^\s*\d+\s*\|\s?", "", found.group(2)).strip() or None
-    return int(found.group(1)) - 1, code, text
+    line = int(found.group(1)) - 1
+    lines = source.split("\n")
+    line_code = lines[line] if 0 <= line < len(lines) else ""
+    return line, code, text, check_failures(text, [], line_code, code)
 
 
 def grounded(
     engine, folder: Path, traceback: str, execute: bool = False
-) -> tuple[int | None, str | None, str]:
+) -> tuple[int | None, str | None, str, list[str]]:
     from hintwise.lsp_server.explain import tracing
     from hintwise.lsp_server.explain.answer import explain
     from hintwise.lsp_server.explain.question import traceback_question
@@ -114,7 +139,7 @@ def grounded(
     try:
         question, _, _ = traceback_question(traceback, folder, Path.read_text)
     except TracebackError as error:
-        return None, None, str(error)
+        return None, None, str(error), []
     if execute:
         traced = tracing.run_traced(
             "script",
@@ -125,7 +150,11 @@ def grounded(
         )
         question.facts.extend(traced.facts)
     result = explain(engine, question, lambda: False)
-    return result.culprit["line"], result.fix, result.raw
+    line = result.culprit["line"]
+    lines = (folder / "solution.py").read_text().split("\n")
+    line_code = lines[line] if 0 <= line < len(lines) else ""
+    failed = check_failures(result.explanation, result.facts, line_code, result.fix)
+    return line, result.fix, result.raw, failed
 
 
 def main() -> None:
@@ -133,6 +162,11 @@ def main() -> None:
     parser.add_argument("--models", default="gemma3-270m,smollm2-135m")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--pipelines",
+        default="naive,grounded,grounded+run",
+        help="which pipelines to run (comma-separated; the differences need their pairs)",
+    )
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
@@ -150,8 +184,9 @@ def main() -> None:
         )
         engine = load_engine(settings)
         results: dict = {}
-        for name in ("naive", "grounded", "grounded+run"):
+        for name in args.pipelines.split(","):
             exact, near, fixed, seconds, samples = [], [], [], [], []
+            failures: dict[str, int] = {}
             for index, row in enumerate(rows):
                 with tempfile.TemporaryDirectory() as tmp:
                     folder = Path(tmp)
@@ -159,9 +194,13 @@ def main() -> None:
                     _, traceback = run(source, folder)
                     started = time.perf_counter()
                     if name == "naive":
-                        line, fix, raw = naive(engine, source, traceback)
+                        line, fix, raw, failed = naive(engine, source, traceback)
                     else:
-                        line, fix, raw = grounded(engine, folder, traceback, name != "grounded")
+                        line, fix, raw, failed = grounded(
+                            engine, folder, traceback, name != "grounded"
+                        )
+                    for check in failed:
+                        failures[check] = failures.get(check, 0) + 1
                     seconds.append(time.perf_counter() - started)
                     target = buggy_lines(row, source)
                     exact.append(line is not None and line in target)
@@ -180,6 +219,7 @@ def main() -> None:
                         "fix": fix,
                         "passes": ok,
                         "raw": raw[:500],
+                        "checks_failed": failed,
                     }
                 )
                 print(
@@ -196,15 +236,16 @@ def main() -> None:
                 "fix_passes": round(100 * sum(fixed) / n, 1),
                 "fix_passes_ci95": wilson(sum(fixed), n),
                 "seconds_p50": round(statistics.median(seconds), 1),
+                "checks_failed": failures,  # answers failing each check (zero for grounded)
                 "exact": exact,
                 "samples": samples,
             }
-        results["difference_exact"] = paired_difference(
-            results["naive"]["exact"], results["grounded"]["exact"]
-        )
-        results["difference_exact_run"] = paired_difference(
-            results["grounded"]["exact"], results["grounded+run"]["exact"]
-        )
+        for key, (a, b) in {
+            "difference_exact": ("naive", "grounded"),
+            "difference_exact_run": ("grounded", "grounded+run"),
+        }.items():
+            if a in results and b in results:
+                results[key] = paired_difference(results[a]["exact"], results[b]["exact"])
         engine.close()
         report["models"][model] = results
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def hintwise_command() -> list[str]:
     if found is None:
         pytest.fail("the `hintwise` command is not installed (pip install -e '.[test]')")
     return [found]
+
+
+def run_hintwise(args: list[str], cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    """`hintwise ARGS` in `cwd` with the test session's data directory and a bare PATH."""
+    return subprocess.run(
+        [*hintwise_command(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"HINTWISE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="session")

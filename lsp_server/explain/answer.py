@@ -5,7 +5,9 @@ lists every fact the model was given."""
 
 from __future__ import annotations
 
+import ast
 import json
+import textwrap
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,42 +15,61 @@ from dataclasses import dataclass, field
 from hintwise.lsp_server.code.edits import replace_line
 from hintwise.lsp_server.code.surprise import Candidate, candidates
 from hintwise.lsp_server.code.units import Unit, numbered
+from hintwise.lsp_server.explain.checks import explanation_problems, fix_problem
+from hintwise.lsp_server.explain.facts import Place
 from hintwise.lsp_server.explain.question import Question
 from hintwise.models.engine import Engine, GenerationRequest, TokenScorer
 
 
 def explain_schema(question: Question, lines: list[int] | None = None) -> dict:
     """JSON schema of an answer: `culprit_line` can only be one of the lines shown, or of
-    `lines` when given."""
+    `lines` when given; no `culprit_line` at all when the facts decided it (`lines == []`)."""
     if lines is None:
         last = question.first_line + question.code.count("\n")
         lines = list(range(question.first_line + 1, last + 2))
-    return {
-        "type": "object",
-        "properties": {
-            "explanation": {"type": "string", "minLength": 10, "maxLength": 300},
-            "culprit_line": {"enum": lines},
-            "fix": {"type": "string", "maxLength": 120},
-        },
-        "required": ["explanation", "culprit_line"],
+    properties: dict = {
+        "explanation": {"type": "string", "minLength": 10, "maxLength": 300},
+        "fix": {"type": "string", "maxLength": 120},
     }
+    required = ["explanation"]
+    if lines:
+        properties["culprit_line"] = {"enum": lines}
+        required.append("culprit_line")
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def explain_request(
-    question: Question, max_tokens: int = 256, culprit_lines: list[int] | None = None
+    question: Question,
+    max_tokens: int = 256,
+    culprit_lines: list[int] | None = None,
+    hints: list[str] = (),  # type: ignore[assignment]
+    culprit: tuple[int, str] | None = None,
 ) -> GenerationRequest:
+    """The prompt: the facts, the code, and either the lines the culprit is chosen among or,
+    when the facts decided it, the culprit line to correct."""
     facts = "\n".join(f"- {fact}" for fact in question.facts)
+    hinted = "".join(f"\n- {hint}" for hint in hints)
+    if culprit is not None:
+        task = (
+            "Explain the cause in two sentences, using the facts, and, if you can, give line "
+            f"{culprit[0] + 1} (`{culprit[1].strip()}`) corrected (`fix`). Answer in JSON."
+        )
+    else:
+        task = (
+            "Explain the cause in two sentences, using the facts, give the number of the line "
+            "that causes it (`culprit_line`, often not the line that raised) and, if you can, "
+            "that line corrected (`fix`). Answer in JSON."
+        )
     content = (
-        f"This {question.language} code fails.\n\nFacts:\n{facts}\n\n"
-        f"```{question.language}\n{numbered(question.code, question.first_line)}\n```\n\n"
-        "Explain the cause in two sentences, give the number of the line that causes it "
-        "(`culprit_line`, often not the line that raised) and, if you can, that line corrected "
-        "(`fix`). Answer in JSON."
+        f"This {question.language} code fails.\n\nFacts:\n{facts}\n"
+        + (f"\nLines to check:{hinted}\n" if hinted else "")
+        + f"\n```{question.language}\n{numbered(question.code, question.first_line)}\n```\n\n"
+        + task
     )
     return GenerationRequest(
         messages=[{"role": "user", "content": content}],
         max_tokens=max_tokens,
-        json_schema=explain_schema(question, culprit_lines),
+        json_schema=explain_schema(question, [] if culprit is not None else culprit_lines),
         time_limit_s=60.0,
     )
 
@@ -68,6 +89,8 @@ class Explanation:
     culprit_path: str | None = None
     stop_reason: str = "stop"
     latency_ms: float = 0.0
+    explained_by: str = "model"  # "model", or "facts" when the model's text failed the checks
+    problems: list[str] = field(default_factory=list)  # why the model's text or fix was not used
 
     def to_json(self) -> dict:
         return {
@@ -76,6 +99,7 @@ class Explanation:
             "culprit": self.culprit,
             "facts": self.facts,
             "fix": self.fix,
+            "explained_by": self.explained_by,
         }
 
 
@@ -104,47 +128,149 @@ def parse_answer(raw: str, question: Question) -> tuple[str, int, str | None, st
 def explain(
     engine: Engine, question: Question, cancelled: Callable[[], bool], max_tokens: int = 256
 ) -> Explanation | None:
-    """Ask the model (on the model thread) and build the answer; None when cancelled."""
-    suspects = _suspects(engine, question, cancelled)
+    """Ask the model (on the model thread) and build the answer; None when cancelled.
+
+    The culprit is, in this order: the line of a verified fix, the line the facts point at (a
+    caller that passed a bad literal), the raising line; the model chooses it (among the lines
+    it least expected) only when the raising line checks another function's result."""
+    suspects = _suspects(engine, question, cancelled) if question.model_picks_culprit else []
     if cancelled():
         return None
-    request = explain_request(question, max_tokens)
-    if suspects:
-        for suspect in suspects:
-            question.facts.append(
-                f"line {suspect.line + 1}: the model did not expect `{suspect.written.strip()}`"
-                f" there (it expected `{suspect.expected.strip()}`)"
-            )
-        culprit_lines = sorted({s.line + 1 for s in suspects})
-        request = explain_request(question, max_tokens, culprit_lines)
+    decided = _decided_culprit(question)
+    hints = [
+        f"line {s.line + 1}: `{s.written.strip()}` is unusual there (`{s.expected.strip()}` "
+        "is more common)"
+        for s in suspects
+    ]
+    culprit_lines = sorted({s.line + 1 for s in suspects}) or code_lines(question)
+    code_at = (decided.line, decided.code) if decided is not None else None
+    request = explain_request(question, max_tokens, culprit_lines, hints, code_at)
     generation = engine.generate(request, cancelled)
     if generation.stop_reason == "cancelled":
         return None
     explanation, line, fix, problem = parse_answer(generation.text, question)
-    lines = question.code.split("\n")
-    verified = question.verified_fix
-    shown = verified is not None and 0 <= verified.line - question.first_line < len(lines)
-    if verified is not None and shown:
-        line = verified.line  # a fix that made the failing run pass decides the culprit
-    culprit_code = lines[line - question.first_line] if lines else ""
-    if verified is not None and shown:
-        fix = verified.code
-    else:
-        fix = _usable_fix(question, line, culprit_code, fix, suspects)
     result = Explanation(
         markdown="",
-        culprit={"uri": question.uri, "line": line} if question.uri else None,
+        culprit=None,
         facts=list(question.facts),
-        fix=fix,
-        explanation=explanation or problem or "",
+        fix=None,
         prompt=request.messages[0]["content"] if request.messages else request.prompt,
         raw=generation.text,
-        culprit_path=f"{question.path}:{line + 1}",
         stop_reason=generation.stop_reason,
         latency_ms=generation.prompt_ms + generation.generate_ms,
     )
-    result.markdown = render_markdown(question, result, culprit_code)
+    place = decided or _shown_place(question, line)
+    result.culprit = {"uri": place.uri, "line": place.line} if place.uri else None
+    result.culprit_path = f"{place.path}:{place.line + 1}"
+    result.fix = _checked_fix(question, place, fix, suspects, result.problems)
+    _choose_explanation(question, result, explanation, problem)
+    result.markdown = render_markdown(question, result, place.code, suspects)
     return result
+
+
+def code_lines(question: Question) -> list[int] | None:
+    """The 1-based lines of the shown code a culprit can be: not the `def` line, a docstring,
+    a comment or a blank line (None when the code does not parse alone: every line)."""
+    lines = question.code.split("\n")
+    try:
+        tree = ast.parse(textwrap.dedent(question.code))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    excluded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            excluded.update(range(node.lineno, node.body[0].lineno))  # the signature
+            first = node.body[0]
+            is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            if is_doc and isinstance(first.value.value, str):  # type: ignore[attr-defined]
+                excluded.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    kept = [
+        question.first_line + number
+        for number, text in enumerate(lines, 1)
+        if number not in excluded and text.strip() and not text.strip().startswith("#")
+    ]
+    return kept or None
+
+
+def _decided_culprit(question: Question) -> Place | None:
+    """The culprit when something stronger than the model decides it: a verified fix, a caller
+    the facts point at, or the raising line (not when the model picks among the suspects)."""
+    verified = question.verified_fix
+    lines = question.code.split("\n")
+    if verified is not None and 0 <= verified.line - question.first_line < len(lines):
+        return _shown_place(question, verified.line)
+    if question.analysis is not None and question.analysis.culprit is not None:
+        return question.analysis.culprit
+    if question.model_picks_culprit:
+        return None
+    return _shown_place(question, question.line)
+
+
+def _shown_place(question: Question, line: int) -> Place:
+    lines = question.code.split("\n")
+    at = line - question.first_line
+    code = lines[at] if 0 <= at < len(lines) else ""
+    reason = "the raising line"
+    return Place(question.uri or "", question.path, line, code, "", reason)
+
+
+def _checked_fix(
+    question: Question, place: Place, fix: str | None, suspects: list[Candidate], problems: list
+) -> str | None:
+    """The verified fix; else the model's, unless it is the line as it is, only renames an
+    identifier, or does not parse in place."""
+    verified = question.verified_fix
+    if verified is not None and verified.line == place.line and not place.source:
+        return verified.code
+    reason = fix_problem(place.code, fix)
+    if reason is not None:
+        problems.append(reason)
+        fix = None
+    if place.source:  # a line in a caller, maybe in another file
+        edited = fix_edit(place.source, question.language, place.line, fix) if fix else None
+        return fix if edited is not None and _still_python(place.source, edited, question) else None
+    fix = _usable_fix(question, place.line, place.code, fix, suspects)
+    if fix is not None and fix_problem(place.code, fix) is not None:
+        return None
+    return fix
+
+
+def _still_python(before: str, after: str, question: Question) -> bool:
+    """Python's own parser agrees the fixed file parses (when the file parsed before):
+    tree-sitter recovers from more than Python accepts."""
+    if question.language != "python":
+        return True
+    try:
+        ast.parse(before)
+    except (SyntaxError, ValueError, RecursionError):
+        return True
+    try:
+        ast.parse(after)
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _choose_explanation(
+    question: Question, result: Explanation, text: str, problem: str | None
+) -> None:
+    """The model's text when it passes the checks; else the one built from the facts."""
+    analysis = question.analysis
+    claims = analysis.claims if analysis is not None else []
+    problems = [problem] if problem else explanation_problems(text, question.message, claims)
+    result.problems = problems + result.problems
+    if not problems:
+        result.explanation, result.explained_by = text, "model"
+        return
+    result.explained_by = "facts"
+    summary = analysis.summary if analysis is not None else ""
+    result.explanation = summary or _plain_summary(question)
+
+
+def _plain_summary(question: Question) -> str:
+    """The explanation from the facts when no exception-specific one exists."""
+    message = question.message or "an error"
+    return f"Line {question.line + 1} of {question.path} raised {message}."
 
 
 def _usable_fix(
@@ -170,7 +296,8 @@ SUSPECTS = 3
 
 def _suspects(engine: Engine, question: Question, cancelled: Callable[[], bool]) -> list[Candidate]:
     """Lines of the shown code holding the tokens the model least expected (engines that score
-    tokens only): the culprit is chosen among them, and they are listed as facts."""
+    tokens only): the culprit is chosen among them. Never the `def` line, never a token the
+    model "expected" that is the written one again."""
     if not isinstance(engine, TokenScorer):
         return []
     scores = engine.score(f"# {question.language}\n", question.code, cancelled)
@@ -186,19 +313,42 @@ def _suspects(engine: Engine, question: Question, cancelled: Callable[[], bool])
         question.code,
     )
     found = candidates(unit, scores, SUSPECTS, any_token=True, language=question.language)
-    # The `def` line itself is never the culprit of a wrong result.
-    return [c for c in found if c.line != question.first_line] or found
+    return [
+        c
+        for c in found
+        if c.line != question.first_line and c.written.strip() != c.expected.strip()
+    ]
 
 
-def render_markdown(question: Question, result: Explanation, culprit_code: str) -> str:
+def render_markdown(
+    question: Question,
+    result: Explanation,
+    culprit_code: str,
+    suspects: list[Candidate] = (),  # type: ignore[assignment]
+) -> str:
     parts = [f"**{question.message or 'Error'}**", ""]
-    parts.append(result.explanation or "_The model gave no explanation._")
+    parts.append(result.explanation or "_No explanation._")
+    if result.explained_by == "facts":
+        why = "; ".join(p for p in result.problems if not p.startswith("the fix")) or "none given"
+        parts += [
+            "",
+            f"_Explanation built from the facts below (the model's text was not used: {why})._",
+        ]
+    else:
+        parts += ["", "_Explanation written by the model from the facts below._"]
     parts += ["", f"**Likely culprit:** `{result.culprit_path}`", "", "```" + question.language]
     parts += [culprit_code.strip(), "```"]
     if result.fix:
         parts += ["", "**Suggested fix:**", "", "```" + question.language, result.fix, "```"]
-    parts += ["", "**Facts given to the model:**", ""]
+    parts += ["", "**Facts:**", ""]
     parts += [f"- {fact}" for fact in result.facts]
+    if suspects:
+        lines = ", ".join(str(s.line + 1) for s in suspects)
+        parts += [
+            "",
+            f"_The culprit was chosen among lines {lines}, whose code the model found "
+            "least expected._",
+        ]
     return "\n".join(parts)
 
 

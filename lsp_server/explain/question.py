@@ -9,9 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hintwise.lsp_server.code.documents import uri_path
 from hintwise.lsp_server.code.syntax import CodeError, language_for_path
 from hintwise.lsp_server.code.units import Unit, containing, find_units
+from hintwise.lsp_server.explain.facts import Analysis, Located
+from hintwise.lsp_server.explain.kinds import analyse
 from hintwise.lsp_server.explain.tracebacks import (
+    Frame,
     Traceback,
     TracebackError,
     parse_traceback,
@@ -45,6 +49,12 @@ class Question:
     facts: list[str] = field(default_factory=list)
     function: str | None = None  # the function shown, for execution tracing
     verified_fix: VerifiedFix | None = None  # set by the sandboxed re-run, when one was found
+    analysis: Analysis | None = None  # what the code and the message say (explain/kinds.py)
+    # The model picks the culprit among the shown lines only when the raising line is a check
+    # of another function's result (`assert f(x) == y`); else the facts decide it.
+    model_picks_culprit: bool = False
+    frames: list[Located] = field(default_factory=list)  # the workspace frames analysed
+    repeated: int = 0  # "[Previous line repeated N more times]"
 
 
 def question_at(
@@ -68,7 +78,36 @@ def question_at(
     if unit is not None:
         facts.append(f"in {unit.kind} `{unit.name}` (lines {first + 1}-{last + 1})")
     name = unit.name if unit is not None and unit.kind == "function" else None
-    return Question(uri, path, line, message, language, code, first, facts, name)
+    question = Question(uri, path, line, message, language, code, first, facts, name)
+    file = uri_path(uri) if uri else None
+    if language == "python" and file is not None:
+        frame = Frame(path, line + 1, name or "<module>", lines[line].strip())
+        question.frames = [Located(frame, file, path, text)]
+        add_analysis(question, analyse(question.frames, message))
+    return question
+
+
+def add_runtime_values(question: Question, events: list[dict]) -> None:
+    """Analyse again with the local values a sandboxed run recorded on the raising line (the
+    keys a dict really had, a list's real length): call with `tracing.run_traced(...).events`
+    when the traced function is the raising one."""
+    if not question.frames or question.analysis is None:
+        return
+    frame = question.frames[-1].frame
+    at_line = [e for e in events if e.get("line") == frame.line and e.get("locals")]
+    if not at_line or frame.function != question.function:
+        return
+    values = at_line[-1]["locals"]
+    add_analysis(question, analyse(question.frames, question.message, question.repeated, values))
+
+
+def add_analysis(question: Question, analysis: Analysis) -> None:
+    """Keep the analysis and list its facts (replacing an earlier analysis's facts)."""
+    if question.analysis is not None:
+        old = set(question.analysis.facts)
+        question.facts = [fact for fact in question.facts if fact not in old]
+    question.analysis = analysis
+    question.facts.extend(analysis.facts)
 
 
 def called_unit(text: str, language: str, line: int) -> Unit | None:
@@ -127,9 +166,28 @@ def traceback_question(
         question.code, question.first_line = callee.text, callee.start_line
         question.function = callee.name
         question.line = callee.start_line + min(1, callee.end_line - callee.start_line)
+        question.model_picks_culprit = True
     calls = [f for f, _ in resolved[:-1]][-4:]
     for call in reversed(calls):
         question.facts.append(f"called from {call.path}:{call.line} in {call.function}")
+    if language == "python":
+        question.frames, question.repeated = _located(inside, root, read), parsed.repeated
+        add_analysis(question, analyse(question.frames, parsed.error, parsed.repeated))
     if len(inside) < len(parsed.frames):
         notes.append(f"{len(parsed.frames) - len(inside)} frame(s) outside the workspace skipped")
     return question, parsed, notes
+
+
+def _located(inside: list[tuple[Frame, Path]], root: Path | None, read) -> list[Located]:
+    """The workspace frames with their files' text (each file read once)."""
+    texts: dict[Path, str] = {}
+    located = []
+    for frame, path in inside:
+        if path not in texts:
+            try:
+                texts[path] = read(path)
+            except (OSError, UnicodeDecodeError):
+                texts[path] = ""
+        display = str(path.relative_to(root.resolve())) if root is not None else str(path)
+        located.append(Located(frame, path, display, texts[path]))
+    return located
