@@ -11,7 +11,7 @@ a `|` is a union, a constant is a choice, and modern syntax is no defect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from tree_sitter import Node
@@ -146,7 +146,7 @@ def _own_sites(node: Node) -> Iterator[Site]:
         yield (node.start_byte, node.start_byte, "", "not ", "negation")
 
 
-def _replace(op: Node | None, table: dict[str, tuple[str, ...]], kind: str) -> Iterator[Site]:
+def _replace(op: Node | None, table: Mapping[str, tuple[str, ...]], kind: str) -> Iterator[Site]:
     if op is None:
         return
     written = " ".join(_text(op).split())
