@@ -18,7 +18,8 @@ Pipelines, same model, same process, same greedy decoding:
             or keyword token the model expected otherwise, a grounded JSON question, merged;
   verified  exactly what the server runs on save (lsp_server/review/reviewer.py, review_unit):
             syntactic swap sites, checked by the likelihood of the corrected code.
-All 98 rows by default; a fixed random sample (seed 0) with --limit. Rates come with 95% Wilson
+All 98 rows by default (file order); a fixed random sample (seed 0) with --limit: `--limit 98` is
+all rows shuffled, so a run stopped early holds a fair sample. Rates come with 95% Wilson
 intervals, means with bootstrap intervals, the hit difference with a paired bootstrap interval.
 """
 
@@ -116,8 +117,9 @@ def bootstrap_mean(values: list[int], rounds: int = 2000) -> list[float]:
     return [round(means[int(0.025 * rounds)], 2), round(means[int(0.975 * rounds)], 2)]
 
 
-def run_pipeline(name: str, engine, rows: list[dict], model: str) -> dict:
-    """Hits and noise on the seeded rows, false alarms on their clean twins."""
+def run_pipeline(name: str, engine, rows: list[dict], model: str, progress=None) -> dict:
+    """Hits and noise on the seeded rows, false alarms on their clean twins; `progress` is
+    called with the figures so far after each row (a long run keeps what it measured)."""
     run = PIPELINES[name]
     hits, noise, clean, seconds, samples = [], [], [], [], []
     twins: dict[str, tuple[list[int], str]] = {}
@@ -149,10 +151,17 @@ def run_pipeline(name: str, engine, rows: list[dict], model: str) -> dict:
             f"({seconds[-1]:.1f} s)",
             file=sys.stderr,
         )
+        if progress is not None:
+            progress(figures(rows[: index + 1], hits, noise, clean, seconds, samples))
+    return figures(rows, hits, noise, clean, seconds, samples)
+
+
+def figures(rows, hits, noise, clean, seconds, samples) -> dict:
     clean_lines = sum(len(textwrap.dedent(r["original_function"]).splitlines()) for r in rows)
     alarms = sum(clean)
     low, high = poisson_interval(alarms, clean_lines / PER)
     return {
+        "rows": len(rows),
         "hit_rate": round(100 * sum(hits) / len(hits), 1),
         "hit_ci95": wilson(sum(hits), len(hits)),
         "noise_per_function": round(statistics.mean(noise), 2),
@@ -165,7 +174,9 @@ def run_pipeline(name: str, engine, rows: list[dict], model: str) -> dict:
         f"clean_twin_per_{PER}_lines": round(PER * alarms / clean_lines, 2),
         f"clean_twin_per_{PER}_lines_ci95": [round(low, 2), round(high, 2)],
         "seconds_per_function_p50": round(statistics.median(seconds), 1),
-        "seconds_per_function_p90": round(statistics.quantiles(seconds, n=10)[-1], 1),
+        "seconds_per_function_p90": (
+            round(statistics.quantiles(seconds, n=10)[-1], 1) if len(seconds) > 1 else None
+        ),
         "hits": hits,
         "samples": samples,
     }
@@ -197,9 +208,13 @@ def main() -> None:
         results: dict[str, dict] = {}
         report["models"][model] = results
         for name in names:  # written after each pipeline: a long run keeps what it measured
-            results[name] = run_pipeline(name, engine, rows, model)
-            if args.json:
-                args.json.write_text(json.dumps(report, indent=2))
+
+            def progress(partial: dict, name: str = name, results: dict = results) -> None:
+                results[name] = partial
+                if args.json:
+                    args.json.write_text(json.dumps(report, indent=2))
+
+            progress(run_pipeline(name, engine, rows, model, progress))
         if len(names) == 2:
             results["difference"] = paired_difference(
                 results[names[0]]["hits"], results[names[1]]["hits"]

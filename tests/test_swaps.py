@@ -83,3 +83,20 @@ def test_swaps_apply_to_the_exact_characters():
 
 def test_other_languages_get_no_swaps():
     assert swaps("function f(a) { return a < 1; }", "javascript") == []
+
+
+def test_suspects_are_the_sites_whose_tokens_the_model_least_expected():
+    """The model's surprise at a site is read on the operator's own tokens, and for `is` on the
+    token after it (where a dropped `not` shows); sites the model expected are not checked."""
+    from hintwise.lsp_server.review.verify import SUSPECT_GAP, suspects
+    from hintwise.models.engine import TokenScore
+
+    text = "def f(x, n):\n    if x is missing:\n        return n + 1\n"
+    pieces = [(" is", -0.1), (" missing", -6.0), (" +", -0.2), (" ", -0.1), ("1", -0.3)]
+    scores = []
+    for piece, logprob in pieces:
+        at = text.index(piece, scores[-1].offset + 1 if scores else 0)
+        scores.append(TokenScore(at, piece, logprob, "?", 0.0))
+    ranked = suspects(text, scores, swaps(text))
+    assert [(s.written, s.fix) for s, _ in ranked] == [("is", "is not")]
+    assert ranked[0][1] == 6.0 >= SUSPECT_GAP

@@ -59,10 +59,8 @@ def suspects(text: str, scores: list[TokenScore], sites: list[Swap]) -> list[tup
     below the model's choice), at most MAX_CHECKS."""
     ranked = []
     for swap in sites:
-        token = _token_at(scores, swap.start)
-        if token is None:
-            continue
-        gap = token.expected_logprob - token.logprob
+        gaps = [s.expected_logprob - s.logprob for s in _tokens_at(scores, *suspect_span(swap))]
+        gap = max((g for g in gaps if not math.isnan(g)), default=0.0)
         if gap >= SUSPECT_GAP:
             ranked.append((swap, gap))
     ranked.sort(key=lambda pair: -pair[1])
@@ -99,7 +97,7 @@ def check_all(
     sites = swaps(text, language)
     if not sites:
         return []
-    scores = engine.score(prefix, text, cancelled, [(s.start, s.start + 1) for s in sites])
+    scores = engine.score(prefix, text, cancelled, [suspect_span(s) for s in sites])
     if scores is None:
         return None if cancelled() else []
     chosen = suspects(text, scores, sites)
@@ -141,9 +139,13 @@ def _gain(
     return -math.inf if math.isnan(gain) else gain
 
 
-def _token_at(scores: list[TokenScore], offset: int) -> TokenScore | None:
-    """The scored token that covers character `offset` (the one starting a swap site)."""
-    for score in scores:
-        if score.offset <= offset < score.offset + len(score.text):
-            return score
-    return None
+def suspect_span(swap: Swap) -> tuple[int, int]:
+    """The characters whose tokens show a slip: the operator's (all of `is not`), and for `is`
+    the token after it too (where `not` was expected: `x is None` meant `x is not None`)."""
+    end = max(swap.end, swap.start + 1)
+    return (swap.start, end + 1 if swap.written == "is" else end)
+
+
+def _tokens_at(scores: list[TokenScore], start: int, end: int) -> list[TokenScore]:
+    """The scored tokens that overlap characters start..end."""
+    return [s for s in scores if s.offset < end and start < s.offset + max(len(s.text), 1)]
