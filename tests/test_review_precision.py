@@ -42,14 +42,16 @@ def first_word(text: str | None, default: str = "") -> str:
     return words[0] if words else default
 '''
 
-SEEDED = """def is_even(n):
-    return n % 2 == 1
+SEEDED = """def name_length(user):
+    if user is None:
+        return len(user.name)
+    return 0
 
 
 def last_item(items):
     if len(items) == 0:
         return None
-    return items[len(items) - 2]
+    return items[len(items) - 1]
 """
 
 
@@ -73,18 +75,17 @@ def test_clean_modern_python_gets_no_comment(gemma_engine):
 
 def test_a_seeded_slip_gets_a_comment_on_its_line_with_the_fix(gemma_engine):
     comments = review(gemma_engine, SEEDED)
-    by_line = {c.line: c for c in comments}
-    assert 1 in by_line, comments  # `n % 2 == 1` (gain about 5.7 on the dev machine)
-    assert by_line[1].replacement == "    return n % 2 == 0"
-    assert "likelier" in by_line[1].message
-    assert set(by_line) <= {1, 7}, comments  # nothing on the correct lines
+    assert [c.line for c in comments] == [1], comments  # and nothing on the correct function
+    # `is` for `is not`: about e^11 on the dev machine, the margin is e^5
+    assert comments[0].replacement == "    if user is not None:"
+    assert "`is` may be a slip for `is not`" in comments[0].message
 
 
 def test_scoring_a_changed_text_from_the_cache_matches_a_full_scoring(gemma_engine):
     from hintwise.models.llama import scoring
 
     never = lambda: False  # noqa: E731
-    changed = SEEDED.replace("== 1", "== 0")
+    changed = SEEDED.replace("is None", "is not None")
     gemma_engine.score("# python\n", SEEDED, never)
     reused = gemma_engine.score("# python\n", changed, never)
     scoring._LAST.clear()
