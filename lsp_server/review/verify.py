@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from hintwise.lsp_server.code.swaps import Swap, swaps
 from hintwise.models.engine import TokenScore, TokenScorer
 
-# A site is checked when its first token is at least this far (natural log) below the model's own
-# choice there: a token the model expected is no slip.
+# A site is checked when a token of it (see suspect_span) is at least this far (natural log) below
+# the model's own choice there: a token the model expected is no slip.
 SUSPECT_GAP = 1.0
 MAX_CHECKS = 6
 # Lines after the swapped one that the likelihoods compare (the cost of a check grows with them).
