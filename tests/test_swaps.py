@@ -100,3 +100,41 @@ def test_suspects_are_the_sites_whose_tokens_the_model_least_expected():
     ranked = suspects(text, scores, swaps(text))
     assert [(s.written, s.fix) for s, _ in ranked] == [("is", "is not")]
     assert ranked[0][1] == 6.0 >= SUSPECT_GAP
+
+
+class WordScorer:
+    """A stand-in scorer for the verification logic: one token per word or symbol, each with the
+    log-prob its table gives (0 for any other), NaN outside the spans asked for."""
+
+    def __init__(self, logprobs: dict[str, float]):
+        self.logprobs = logprobs
+
+    def score(self, prefix, text, cancelled, spans=None):
+        import math
+        import re
+
+        from hintwise.models.engine import TokenScore
+
+        found = []
+        for match in re.finditer(r"\s*(\w+|[^\w\s]+)|\s+", text):
+            start, piece = match.start(), match.group()
+            wanted = spans is None or any(a < match.end() and start < b for a, b in spans)
+            logprob = self.logprobs.get(piece.strip(), 0.0) if wanted else math.nan
+            found.append(TokenScore(start, piece, logprob, "?", 0.0 if wanted else math.nan))
+        return found
+
+
+def test_a_swap_is_shown_only_past_its_kinds_margin():
+    """`1` → `0` gains 8.5 nats (past MARGIN); removing a `not` gains 6 (short of the margin a
+    negation needs), so only the constant is reported, with the corrected line."""
+    from hintwise.lsp_server.review.verify import MARGIN, MARGINS, verify
+
+    text = "def f(n, ready):\n    if not ready:\n        return n % 4 == 1\n    return n\n"
+    scorer = WordScorer({"1": -9.0, "0": -0.5, "2": -9.0, "not": -6.0})
+    found = verify(scorer, "# python\n", text, "python", lambda: False)
+    assert found is not None
+    assert [(v.swap.written, v.swap.fix, v.replacement) for v in found] == [
+        ("1", "0", "        return n % 4 == 0")
+    ]
+    assert found[0].gain == 8.5 >= MARGIN
+    assert MARGINS["negation"] > 6.0
