@@ -27,10 +27,11 @@ WINDOW_LINES = 3
 # How much likelier (natural log) the corrected code must be: above every gain seen on clean
 # standard-library code (parts of 11 modules and the clean twins of bench/review.py: up to 5.6 for
 # an arithmetic swap, 5.9 for `is` → `is not`, 4.7 for a constant), where no comment is wanted. A
-# `not` added or removed needs more: the model prefers `if not x:` and `a < b` to their negations
-# in correct code about as strongly as in a seeded defect.
+# `not` added or removed is never shown: the model prefers `if not x:` or drops a `not` by habit
+# (clean code up to e^5.6, a correct line of a seeded function e^8.5) while the seeded missing
+# `not`s scored at most e^1.6. Its sites are still checked (what the benchmarks measured).
 MARGIN = 6.0
-MARGINS = {"negation": 8.0}
+MARGINS = {"negation": math.inf}
 
 
 @dataclass
