@@ -112,7 +112,10 @@ def _verified_review(
         f"line {unit.start_line + v.line + 1}: {v.swap.written!r} → {v.swap.fix!r} ({v.gain:+.1f})"
         for v in found
     )
-    return UnitReview(unit, "", raw, comments, dropped, "stop", latency_ms)
+    # The question a reviewer model would be asked: what the feedback store exports as the
+    # prompt of these comments (KTO rows), so a tuned model learns to answer it with them.
+    messages = review_request(unit, language, max_per_unit).messages or [{"content": ""}]
+    return UnitReview(unit, messages[0]["content"], raw, comments, dropped, "stop", latency_ms)
 
 
 def _finish(comments: list[Comment], unit: Unit, text: str, language: str) -> None:
