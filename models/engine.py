@@ -199,10 +199,16 @@ class TokenScorer(Protocol):
     """An engine that can say how likely it finds each token of a given text."""
 
     def score(
-        self, prefix: str, text: str, cancelled: Callable[[], bool]
+        self,
+        prefix: str,
+        text: str,
+        cancelled: Callable[[], bool],
+        spans: list[tuple[int, int]] | None = None,
     ) -> list[TokenScore] | None:
         """Each token of `text` after `prefix` with its log-prob and the model's own first
-        choice there; None when cancelled (or when the text does not fit)."""
+        choice there; None when cancelled (or when the text does not fit). With `spans`
+        (character ranges of `text`) only the tokens overlapping them need a score: the others
+        may have a NaN log-prob (scoring fewer tokens costs less)."""
 
 
 @runtime_checkable

@@ -16,10 +16,10 @@ from lsprotocol import types
 
 pytestmark = pytest.mark.model
 
-BUGGY = """def is_even(n):
-    return n % 2 == 1
-
-
+BUGGY = """def name_length(user):
+    if user is None:
+        return len(user.name)
+    return 0
 def largest(values):
     best = values[0]
     for v in values:
@@ -223,7 +223,7 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         )
         assert not unknown["rated"]
 
-        # Apply fix: the model expected `0` where the code says `1` in is_even.
+        # Apply fix: the model finds `user is not None` far likelier in name_length.
         even = next(d for d in params.diagnostics if d.range.start.line == 1)
         assert even.data["fix"] and even.severity == types.DiagnosticSeverity.Warning
         fix_actions = await client.text_document_code_action_async(
@@ -236,7 +236,7 @@ async def test_review_command_actions_and_feedback(clock_env, tmp_path: Path):
         apply = next(a for a in fix_actions if a.title == "Apply fix")
         applied = await command(client, run_of(apply).command, run_of(apply).arguments[0])
         assert applied == {"applied": True, "id": even.data["id"]}
-        assert "    return n % 2 == 0\n" in edits[-1]
+        assert "    if user is not None:\n" in edits[-1]
         fixed_id = even.data["id"]
 
         others = [d for d in params.diagnostics if d.data["id"] != fixed_id]

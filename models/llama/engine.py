@@ -154,11 +154,16 @@ class LlamaEngine:
     # -- capabilities (models.engine.TokenScorer, SpeedMeter) ------------------------------
 
     def score(
-        self, prefix: str, text: str, cancelled: Callable[[], bool]
+        self,
+        prefix: str,
+        text: str,
+        cancelled: Callable[[], bool],
+        spans: list[tuple[int, int]] | None = None,
     ) -> list[TokenScore] | None:
-        """How likely the model finds each token of `text` after `prefix`, with its own first
-        choice there, on the generation context; None when cancelled (see scoring.score)."""
-        return scoring.score(self._chat.context(), self.vocab, prefix, text, cancelled)
+        """How likely the model finds each token of `text` after `prefix` (those overlapping
+        `spans` when given), with its own first choice there, on the generation context; None
+        when cancelled (see scoring.score)."""
+        return scoring.score(self._chat.context(), self.vocab, prefix, text, cancelled, spans)
 
     def measure_speed(self, prompt_tokens: int = 256, decode_tokens: int = 32) -> dict[str, float]:
         """Prompt and decode throughput on a cold context, for `hintwise doctor`."""

@@ -135,7 +135,7 @@ local function main()
   step("applied")
   obs.explain = request(client, bufnr, "workspace/executeCommand", {
     command = "hintwise.explain",
-    arguments = { { uri = uri, line = 1, message = "is_even(4) returned False" } },
+    arguments = { { uri = uri, line = 1, message = "name_length(None) raised AttributeError" } },
   })
   vim.wait(5000, function()
     return #obs.messages > 0 or #vim.api.nvim_list_bufs() > 1
