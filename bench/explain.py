@@ -3,21 +3,26 @@
     python bench/explain.py [--models gemma3-270m,smollm2-135m] [--limit N] [--json OUT]
 
 Data: ../shared/data/bugfix/humanevalfix.jsonl (164 buggy Python functions with their tests; MIT,
-from bigcode-project/octopack). Each buggy program (function + tests + `check(...)`) is written
-to a temporary workspace and run once (10 s timeout) to get its real traceback. Scored per
-problem: the culprit line is the line the fix changes (exact, and ±1); a proposed fix passes when
-the program with the culprit line replaced by it passes the tests (executed, 10 s timeout).
+from bigcode-project/octopack); the whole set unless `--limit`. Each buggy program (function +
+tests + `check(...)`) is written to a temporary workspace and run once (10 s timeout) to get its
+real traceback. Scored per problem: the culprit line is the line the fix changes (exact, and ±1);
+a proposed fix passes when the program with the culprit line replaced by it (deleted, for an
+empty verified fix) passes the tests (executed, 10 s timeout).
 
-Pipelines, same model, same process, greedy:
+Pipelines, same model, same process, greedy, each row through all three in turn:
   naive     the traceback and the whole file in one free-text prompt: "which line causes this
             and how should it read? `line N: code`"; the first such answer is the culprit/fix;
-  grounded+run  the same with `explain.run` on: the program re-run under the tracer, the
-            traced function's local values line by line added as facts;
   grounded  exactly what `hintwise explain --traceback` runs (lsp_server.explain): frames mapped
             to the workspace, the called function cut out with tree-sitter, the lines holding
             the tokens the model least expected as facts and as the only culprit choices, JSON
-            schema, a fix only when it parses in place.
-Rates come with 95% Wilson intervals, the difference with a paired bootstrap interval.
+            schema, a fix only when it parses in place;
+  grounded+run  the same with `explain.run` on, as `hintwise explain --traceback F --run` runs it
+            (explain/repair.ground): the program re-run sandboxed, then one-line edits of the
+            function re-run until one passes (explain.repair, default budget); a passing edit
+            is a verified fix that decides culprit and fix, else the traced locals are facts.
+Rates come with 95% Wilson intervals, the differences with a paired bootstrap interval, and per
+bug type. With `--json OUT` the report is rewritten after every row and rows already in it are
+not run again (resume an interrupted run with the same command).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import difflib
 import json
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,15 +59,29 @@ def program(row: dict) -> str:
 
 
 def run(source: str, folder: Path) -> tuple[bool, str]:
+    """Run the program (10 s); a program still running then is interrupted as a user would,
+    with Ctrl-C (SIGINT), which gives the traceback of where it was looping."""
     path = folder / "solution.py"
     path.write_text(source)
+    process = subprocess.Popen(
+        [sys.executable, "solution.py"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        done = subprocess.run(
-            [sys.executable, "solution.py"], cwd=folder, capture_output=True, text=True, timeout=10
-        )
+        _, stderr = process.communicate(timeout=10)
     except subprocess.TimeoutExpired:
-        return False, "TimeoutError: the program did not finish in 10 s (infinite loop?)"
-    return done.returncode == 0, done.stderr
+        process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return False, "TimeoutError: the program did not finish in 10 s (infinite loop?)"
+        return False, stderr
+    return process.returncode == 0, stderr
 
 
 def buggy_lines(row: dict, source: str) -> set[int]:
@@ -78,9 +98,12 @@ def buggy_lines(row: dict, source: str) -> set[int]:
 
 
 def fix_passes(source: str, line: int, fix: str | None, folder: Path) -> bool:
-    if not fix:
+    """The program with `line` as `fix` ("" deletes it: a verified fix may be a deletion)."""
+    if fix is None or not 0 <= line < source.count("\n"):
         return False
     lines = source.split("\n")
+    if fix == "":
+        return run("\n".join([*lines[:line], *lines[line + 1 :]]), folder)[0]
     old = lines[line]
     indent = old[: len(old) - len(old.lstrip())]
     new = [indent + part if part == part.lstrip() else part for part in fix.strip("\n").split("\n")]
@@ -103,10 +126,10 @@ def naive(engine, source: str, traceback: str) -> tuple[int | None, str | None, 
     return int(found.group(1)) - 1, code, text
 
 
-def grounded(
-    engine, folder: Path, traceback: str, execute: bool = False
-) -> tuple[int | None, str | None, str]:
-    from hintwise.lsp_server.explain import tracing
+def grounded(engine, folder: Path, traceback: str, execute: bool = False) -> dict:
+    """The culprit line, fix and raw answer of the pipeline (with the repair's outcome)."""
+    from hintwise.lsp_server.config import ExplainSettings
+    from hintwise.lsp_server.explain import repair, tracing
     from hintwise.lsp_server.explain.answer import explain
     from hintwise.lsp_server.explain.question import traceback_question
     from hintwise.lsp_server.explain.tracebacks import TracebackError
@@ -114,18 +137,114 @@ def grounded(
     try:
         question, _, _ = traceback_question(traceback, folder, Path.read_text)
     except TracebackError as error:
-        return None, None, str(error)
+        return {"line": None, "fix": None, "raw": str(error)}
+    found: dict = {}
     if execute:
-        traced = tracing.run_traced(
+        target = tracing.target_from_traceback(traceback, folder) or (
             "script",
             str(folder / "solution.py"),
-            folder,
-            folder / "solution.py",
-            question.function,
         )
-        question.facts.extend(traced.facts)
+        scores = repair.model_scores(engine, question, lambda: False)
+        settings = ExplainSettings(run=True)
+        facts, result = repair.ground(question, target, folder, settings, scores)
+        question.facts.extend(facts)
+        if result is not None:
+            edit = result.edit
+            found = {
+                "repair_tried": result.tried,
+                "repair_candidates": result.candidates,
+                "repair_seconds": round(result.seconds, 2),
+                "repair_line": edit.line if edit else None,
+                "repair_kind": edit.kind if edit else None,
+            }
     result = explain(engine, question, lambda: False)
-    return result.culprit["line"], result.fix, result.raw
+    return {
+        "line": result.culprit["line"] if result.culprit else None,
+        "fix": result.fix,
+        "raw": result.raw,
+        "explanation": result.explanation,
+        "markdown": result.markdown,
+        **found,
+    }
+
+
+PIPELINES = ("naive", "grounded", "grounded+run")
+
+
+def one_row(engine, row: dict, name: str) -> dict:
+    """One problem through one pipeline, scored."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = program(row)
+        _, traceback = run(source, folder)
+        started = time.perf_counter()
+        if name == "naive":
+            line, fix, raw = naive(engine, source, traceback)
+            answer: dict = {"line": line, "fix": fix, "raw": raw}
+        else:
+            answer = grounded(engine, folder, traceback, name != "grounded")
+        seconds = time.perf_counter() - started
+        line, fix = answer["line"], answer["fix"]
+        target = buggy_lines(row, source)
+        passes = line is not None and fix_passes(source, line, fix, folder)
+    repair_line = answer.get("repair_line")
+    return {
+        **answer,
+        "task": row["task_id"],
+        "bug_type": row["bug_type"],
+        "target": sorted(target),
+        "exact": line is not None and line in target,
+        "near": line is not None and any(abs(line - t) <= 1 for t in target),
+        "passes": passes,
+        "seconds": round(seconds, 2),
+        "raw": answer["raw"][:500],
+        "repair_elsewhere": repair_line is not None and repair_line not in target,
+    }
+
+
+def summary(samples: list[dict]) -> dict:
+    """Rates with intervals, p50 time, and the rates per bug type."""
+    n = len(samples)
+    out: dict = {"rows": n}
+    for key, label in (
+        ("exact", "culprit_exact"),
+        ("near", "culprit_within_1"),
+        ("passes", "fix_passes"),
+    ):
+        hits = sum(s[key] for s in samples)
+        out[label] = round(100 * hits / n, 1)
+        out[f"{label}_ci95"] = wilson(hits, n)
+    out["seconds_p50"] = round(statistics.median(s["seconds"] for s in samples), 1)
+    kinds: dict[str, list[dict]] = {}
+    for sample in samples:
+        kinds.setdefault(sample["bug_type"], []).append(sample)
+    out["by_bug_type"] = {
+        kind: {
+            "rows": len(group),
+            "exact": sum(s["exact"] for s in group),
+            "fix_passes": sum(s["passes"] for s in group),
+        }
+        for kind, group in sorted(kinds.items())
+    }
+    repaired = [s for s in samples if s.get("repair_line") is not None]
+    if any("repair_tried" in s for s in samples):
+        out["repair"] = {
+            "verified_fixes": len(repaired),
+            "verified_fixes_ci95": wilson(len(repaired), n),
+            "at_a_buggy_line": sum(not s["repair_elsewhere"] for s in repaired),
+            "elsewhere_tests_too_weak": sum(s["repair_elsewhere"] for s in repaired),
+            "runs_p50": statistics.median(s.get("repair_tried", 0) for s in samples),
+            "seconds_p50": statistics.median(s.get("repair_seconds", 0) for s in samples),
+            "found_within_runs": {
+                str(k): sum(1 for s in repaired if s["repair_tried"] <= k)
+                for k in (10, 20, 40, 100, 200)
+            },
+            "by_kind": {
+                kind: sum(1 for s in repaired if s["repair_kind"] == kind)
+                for kind in sorted({s["repair_kind"] for s in repaired})
+            },
+        }
+    return out
 
 
 def main() -> None:
@@ -142,6 +261,9 @@ def main() -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if args.limit:
         rows = random.Random(0).sample(rows, min(args.limit, len(rows)))
+    done: dict = {}
+    if args.json and args.json.exists():
+        done = json.loads(args.json.read_text()).get("samples", {})
     report: dict = {"rows": len(rows), "date": time.strftime("%Y-%m-%d"), "models": {}}
     for model in args.models.split(","):
         settings = from_environment(Settings())
@@ -149,79 +271,37 @@ def main() -> None:
             settings, model=dataclasses.replace(settings.model, name=model, path="")
         )
         engine = load_engine(settings)
-        results: dict = {}
-        for name in ("naive", "grounded", "grounded+run"):
-            exact, near, fixed, seconds, samples = [], [], [], [], []
-            for index, row in enumerate(rows):
-                with tempfile.TemporaryDirectory() as tmp:
-                    folder = Path(tmp)
-                    source = program(row)
-                    _, traceback = run(source, folder)
-                    started = time.perf_counter()
-                    if name == "naive":
-                        line, fix, raw = naive(engine, source, traceback)
-                    else:
-                        line, fix, raw = grounded(engine, folder, traceback, name != "grounded")
-                    seconds.append(time.perf_counter() - started)
-                    target = buggy_lines(row, source)
-                    exact.append(line is not None and line in target)
-                    near.append(line is not None and any(abs(line - t) <= 1 for t in target))
-                    ok = (
-                        line is not None
-                        and 0 <= line < source.count("\n")
-                        and fix_passes(source, line, fix, folder)
-                    )
-                    fixed.append(ok)
-                samples.append(
-                    {
-                        "task": row["task_id"],
-                        "line": line,
-                        "target": sorted(target),
-                        "fix": fix,
-                        "passes": ok,
-                        "raw": raw[:500],
-                    }
-                )
+        samples: dict[str, list[dict]] = {name: [] for name in PIPELINES}
+        for index, row in enumerate(rows):
+            for name in PIPELINES:
+                key = f"{model}|{name}|{row['task_id']}"
+                if key not in done:
+                    done[key] = one_row(engine, row, name)
+                sample = done[key]
+                samples[name].append(sample)
                 print(
-                    f"{model} {name} {index + 1}/{len(rows)} culprit={exact[-1]} "
-                    f"near={near[-1]} fix={ok} ({seconds[-1]:.1f} s)",
+                    f"{model} {name} {index + 1}/{len(rows)} {row['bug_type']}: "
+                    f"culprit={sample['exact']} near={sample['near']} fix={sample['passes']} "
+                    f"({sample['seconds']:.1f} s)",
                     file=sys.stderr,
                 )
-            n = len(rows)
-            results[name] = {
-                "culprit_exact": round(100 * sum(exact) / n, 1),
-                "culprit_exact_ci95": wilson(sum(exact), n),
-                "culprit_within_1": round(100 * sum(near) / n, 1),
-                "culprit_within_1_ci95": wilson(sum(near), n),
-                "fix_passes": round(100 * sum(fixed) / n, 1),
-                "fix_passes_ci95": wilson(sum(fixed), n),
-                "seconds_p50": round(statistics.median(seconds), 1),
-                "exact": exact,
-                "samples": samples,
-            }
-        results["difference_exact"] = paired_difference(
-            results["naive"]["exact"], results["grounded"]["exact"]
-        )
-        results["difference_exact_run"] = paired_difference(
-            results["grounded"]["exact"], results["grounded+run"]["exact"]
-        )
+            if args.json:
+                args.json.write_text(json.dumps({**report, "samples": done}, indent=1))
         engine.close()
+        results: dict = {name: summary(samples[name]) for name in PIPELINES}
+        for a, b in (
+            ("naive", "grounded"),
+            ("grounded", "grounded+run"),
+            ("naive", "grounded+run"),
+        ):
+            for key in ("exact", "passes"):
+                results[f"difference_{key}_{a}_to_{b}"] = paired_difference(
+                    [s[key] for s in samples[a]], [s[key] for s in samples[b]]
+                )
         report["models"][model] = results
-        print(
-            json.dumps(
-                {
-                    model: {
-                        key: {k: v for k, v in value.items() if k not in ("exact", "samples")}
-                        if key in ("naive", "grounded", "grounded+run")
-                        else value
-                        for key, value in results.items()
-                    }
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps({model: results}, indent=2))
         if args.json:
-            args.json.write_text(json.dumps(report, indent=2))
+            args.json.write_text(json.dumps({**report, "samples": done}, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from hintwise.lsp_server.code.documents import uri_path
 from hintwise.lsp_server.code.syntax import CodeError, language_for_path
 from hintwise.lsp_server.engines.background import Cancelled, run_background
-from hintwise.lsp_server.explain import tracing
+from hintwise.lsp_server.explain import repair, tracing
 from hintwise.lsp_server.explain.answer import Explanation, explain
 from hintwise.lsp_server.explain.question import Question, question_at, traceback_question
 from hintwise.lsp_server.explain.tracebacks import TracebackError
@@ -152,19 +153,27 @@ async def explain_traceback(ls: HintwiseServer, *args: Any) -> dict:
     question.facts.extend(notes)
     target = tracing.target_from_traceback(value["text"], root) if root else None
     if ls.settings.explain.run and target is not None and root is not None:
-        settings = ls.settings.explain
-        result = await asyncio.to_thread(
-            tracing.run_traced,
-            *target,
-            root,
-            uri_path(question.uri) if question.uri else None,
-            question.function,
-            settings.run_timeout_s,
-            settings.run_memory_mb,
-        )
-        question.facts.extend(result.facts)
+        await _run(ls, question, target, root)
     context = {"uri": question.uri, "line": question.line}
     return await _answer(ls, question, context, value.get("show") is not False)
+
+
+async def _run(ls: HintwiseServer, question: Question, target: tuple[str, str], root: Path):
+    """`explain.run`: the failing target re-run sandboxed (off the event loop and off the model
+    thread), and with `explain.repair` the search for a verified fix; its facts join the
+    question's."""
+    settings = ls.settings.explain
+    scores: list = []
+    if settings.repair:
+
+        def step(engine, cancelled):
+            return repair.model_scores(engine, question, cancelled), True
+
+        with contextlib.suppress(Cancelled):
+            key = f"explain-scores:{question.uri}:{question.line}"
+            scores = await run_background(ls.engines.worker_for("explain"), step, key)
+    facts, _ = await asyncio.to_thread(repair.ground, question, target, root, settings, scores)
+    question.facts.extend(facts)
 
 
 def rate(ls: HintwiseServer, *args: Any) -> dict:
