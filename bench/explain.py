@@ -247,11 +247,26 @@ def summary(samples: list[dict]) -> dict:
     return out
 
 
+def rows_done(paths: list[Path]) -> dict:
+    """The scored samples of earlier runs (their --json reports), by model|pipeline|task."""
+    done: dict = {}
+    for path in paths:
+        if path.exists():
+            done.update(json.loads(path.read_text()).get("samples", {}))
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="gemma3-270m,smollm2-135m")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--reverse", action="store_true", help="last row first (a second process from the end)"
+    )
+    parser.add_argument(
+        "--also", type=Path, action="append", default=[], help="more rows done (another --json)"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
@@ -261,9 +276,8 @@ def main() -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if args.limit:
         rows = random.Random(0).sample(rows, min(args.limit, len(rows)))
-    done: dict = {}
-    if args.json and args.json.exists():
-        done = json.loads(args.json.read_text()).get("samples", {})
+    done = rows_done([*args.also, *([args.json] if args.json else [])])
+    order = list(reversed(rows)) if args.reverse else rows
     report: dict = {"rows": len(rows), "date": time.strftime("%Y-%m-%d"), "models": {}}
     for model in args.models.split(","):
         settings = from_environment(Settings())
@@ -272,7 +286,7 @@ def main() -> None:
         )
         engine = load_engine(settings)
         samples: dict[str, list[dict]] = {name: [] for name in PIPELINES}
-        for index, row in enumerate(rows):
+        for index, row in enumerate(order):
             for name in PIPELINES:
                 key = f"{model}|{name}|{row['task_id']}"
                 if key not in done:
