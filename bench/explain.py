@@ -144,9 +144,14 @@ def grounded(engine, folder: Path, traceback: str, execute: bool = False) -> dic
             "script",
             str(folder / "solution.py"),
         )
-        scores = repair.model_scores(engine, question, lambda: False)
         settings = ExplainSettings(run=True)
-        facts, result = repair.ground(question, target, folder, settings, scores)
+        facts, result = repair.ground(
+            question,
+            target,
+            folder,
+            settings,
+            lambda q: repair.model_scores(engine, q, lambda: False),
+        )
         question.facts.extend(facts)
         if result is not None:
             edit = result.edit

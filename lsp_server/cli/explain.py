@@ -9,14 +9,18 @@ from pathlib import Path
 import click
 
 from hintwise.lsp_server.cli.common import overrides, parse_location, read_source, settings_with
+from hintwise.lsp_server.code.documents import uri_path
 from hintwise.lsp_server.code.syntax import language_for_path
 from hintwise.lsp_server.config import Settings
 from hintwise.lsp_server.engines.workers import start_worker
-from hintwise.lsp_server.explain import repair, tracing
+from hintwise.lsp_server.explain import repair as repair_module
+from hintwise.lsp_server.explain import tracing
 from hintwise.lsp_server.explain.answer import explain
 from hintwise.lsp_server.explain.question import Question, question_at, traceback_question
 from hintwise.lsp_server.explain.tracebacks import TracebackError
 from hintwise.models.worker import Priority
+
+AUTO = "@traceback"  # `--run` without a value: the target the traceback names
 
 
 @click.command("explain")
@@ -32,9 +36,17 @@ from hintwise.models.worker import Priority
 @click.option(
     "--run",
     "run_target",
-    metavar="NODEID|SCRIPT",
-    help="Run this pytest node id or script (sandboxed) to record local variables "
-    "(explain.run; with --traceback the target is found in it when not given).",
+    metavar="[NODEID|SCRIPT]",
+    is_flag=False,
+    flag_value=AUTO,
+    help="Run this pytest node id or script (sandboxed) to record local variables and look for "
+    "a one-line fix that makes it pass (explain.run; `--run` alone with --traceback: the target "
+    "named in the traceback).",
+)
+@click.option(
+    "--repair/--no-repair",
+    default=None,
+    help="With --run: re-run with one-line changes to find a verified fix (explain.repair).",
 )
 @click.option("--model", "-m", metavar="PATH|NAME", help="A .gguf file or a bundled model name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
@@ -46,14 +58,16 @@ def explain_command(
     model: str | None,
     as_json: bool,
     run_target: str | None,
+    repair: bool | None,
 ) -> None:
     """Explain a traceback, or the error MESSAGE at FILE:LINE, with the local model."""
-    settings = settings_with(overrides(model))
+    extra = {} if repair is None else {"explain.repair": repair}
+    settings = settings_with(overrides(model, extra))
     if traceback_file:
         question, target = _traceback_question(traceback_file, root, run_target, settings)
     elif location:
         question, target = _question_at(location, message, run_target)
-        root = Path(location.split(":", 1)[0]).parent
+        root = Path(uri_path(question.uri) or ".").parent
     else:
         raise click.UsageError("give FILE:LINE --message TEXT, or --traceback FILE|-")
 
@@ -128,7 +142,7 @@ def _question_at(
 
 def _target(text: str, root: Path, run_target: str | None) -> tuple[str, str] | None:
     """The pytest node id or script to run: given, or found in the traceback."""
-    if run_target:
+    if run_target and run_target != AUTO:
         return ("pytest" if "::" in run_target else "script", run_target)
     target = tracing.target_from_traceback(text, root)
     if target is None:
@@ -141,15 +155,16 @@ def _target(text: str, root: Path, run_target: str | None) -> tuple[str, str] | 
 def _run(worker, question: Question, target: tuple[str, str], root: Path, settings: Settings):
     """Run the failing target (sandboxed) and, with `explain.repair`, look for a verified fix;
     what it found becomes facts of the question."""
-    scores: list = []
-    if settings.explain.repair:
+
+    def score(suspect: Question) -> list:
         job = worker.submit(
-            lambda engine, cancelled: repair.model_scores(engine, question, cancelled),
+            lambda engine, cancelled: repair_module.model_scores(engine, suspect, cancelled),
             Priority.BACKGROUND,
         )
-        scores = job.future.result() or []
+        return job.future.result() or []
+
     click.echo(f"running {target[1]} (sandboxed, {settings.explain.run_timeout_s} s)…", err=True)
-    facts, result = repair.ground(question, target, root, settings.explain, scores)
+    facts, result = repair_module.ground(question, target, root, settings.explain, score)
     if result is not None:
         found = "a verified fix" if result.fix else "no verified fix"
         click.echo(

@@ -23,6 +23,7 @@ from hintwise.lsp_server.code.surprise import candidates
 from hintwise.lsp_server.code.units import Unit
 from hintwise.lsp_server.config import ExplainSettings
 from hintwise.lsp_server.explain import mutations, tracing
+from hintwise.lsp_server.explain.callee import imported_callee, is_test_file, move_to
 from hintwise.lsp_server.explain.question import Question, VerifiedFix
 from hintwise.models.engine import Engine, TokenScore, TokenScorer
 
@@ -113,6 +114,8 @@ def find_fix(
     path = uri_path(question.uri) if question.uri else None
     if path is None or question.language != "python" or not path.is_file():
         return RepairResult()
+    if is_test_file(path):
+        return RepairResult()  # a test "fixed" by changing the test proves nothing
     text = path.read_text(encoding="utf-8", errors="surrogateescape")
     lines = text.split("\n")
     shown = question.code.split("\n")
@@ -155,11 +158,13 @@ def ground(
     target: tuple[str, str],
     root: Path,
     settings: ExplainSettings,
-    scores: list[TokenScore],
+    score: Callable[[Question], list[TokenScore]],
 ) -> tuple[list[str], RepairResult | None]:
     """Run the failing target traced; when it fails and `explain.repair` is on, search for a
-    verified fix (set on the question). The facts for the model: the fix when one was found,
-    else what the traced run recorded."""
+    verified fix (set on the question) in the suspect function: the one shown, or, for a
+    failing line of a test file, the workspace function it calls (then shown instead when the
+    fix is found there). The facts for the model: the fix when one was found, else what the
+    traced run recorded. `score` is the model's token scores of a question's code."""
     path = uri_path(question.uri) if question.uri else None
     started = time.monotonic()
     traced = tracing.run_traced(
@@ -172,12 +177,15 @@ def ground(
     # A change that fixes a hanging run makes it quick; one that does not must not eat the budget.
     slowest = 1.0 if traced.outcome == "timeout" else max(1.0, 5 * baseline)
     run_timeout = min(float(settings.run_timeout_s), slowest)
-    result = find_fix(question, *target, root, scores, settings, run_timeout)
+    suspect = imported_callee(question, root) or question
+    result = find_fix(suspect, *target, root, score(suspect), settings, run_timeout)
     if result.fix is None:
         if result.tried:
             note = f"runtime: none of {result.tried} one-line changes tried made the run pass"
             return [*traced.facts, note], result
         return traced.facts, result
+    if suspect is not question:
+        move_to(question, suspect, "the fix was found there")
     question.verified_fix = result.fix
     fact = f"verified: {result.fix.evidence} (re-run sandboxed; the file was not changed)"
     return [fact, traced.facts[-1]], result

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from hintwise.lsp_server.explain.question import Question, question_at, tracebac
 from hintwise.lsp_server.explain.tracebacks import TracebackError
 from hintwise.lsp_server.features import protocol
 from hintwise.lsp_server.server import HintwiseServer
+from hintwise.models.worker import Priority
 
 log = logging.getLogger("hintwise")
 
@@ -163,16 +163,17 @@ async def _run(ls: HintwiseServer, question: Question, target: tuple[str, str], 
     thread), and with `explain.repair` the search for a verified fix; its facts join the
     question's."""
     settings = ls.settings.explain
-    scores: list = []
-    if settings.repair:
+    worker = ls.engines.worker_for("explain")
+
+    def score(suspect: Question) -> list:
+        """On the model thread, waited for from the repair's thread (never the event loop)."""
 
         def step(engine, cancelled):
-            return repair.model_scores(engine, question, cancelled), True
+            return repair.model_scores(engine, suspect, cancelled)
 
-        with contextlib.suppress(Cancelled):
-            key = f"explain-scores:{question.uri}:{question.line}"
-            scores = await run_background(ls.engines.worker_for("explain"), step, key)
-    facts, _ = await asyncio.to_thread(repair.ground, question, target, root, settings, scores)
+        return worker.submit(step, Priority.BACKGROUND).future.result() or []
+
+    facts, _ = await asyncio.to_thread(repair.ground, question, target, root, settings, score)
     question.facts.extend(facts)
 
 
