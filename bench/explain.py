@@ -176,6 +176,33 @@ def grounded(engine, folder: Path, traceback: str, execute: bool = False) -> dic
 PIPELINES = ("naive", "grounded", "grounded+run")
 
 
+def repair_only(folder: Path, traceback: str) -> dict:
+    """The repair alone, without a model (edits ranked by kind only): culprit and fix are the
+    verified fix's, or none."""
+    from hintwise.lsp_server.config import ExplainSettings
+    from hintwise.lsp_server.explain import repair, tracing
+    from hintwise.lsp_server.explain.question import traceback_question
+    from hintwise.lsp_server.explain.tracebacks import TracebackError
+
+    try:
+        question, _, _ = traceback_question(traceback, folder, Path.read_text)
+    except TracebackError as error:
+        return {"line": None, "fix": None, "raw": str(error)}
+    target = tracing.target_from_traceback(traceback, folder) or ("script", "solution.py")
+    _, result = repair.ground(question, target, folder, ExplainSettings(run=True), lambda q: [])
+    edit = result.edit if result else None
+    return {
+        "line": edit.line if edit else None,
+        "fix": question.verified_fix.code if question.verified_fix else None,
+        "raw": "",
+        "repair_tried": result.tried if result else 0,
+        "repair_candidates": result.candidates if result else 0,
+        "repair_seconds": round(result.seconds, 2) if result else 0,
+        "repair_line": edit.line if edit else None,
+        "repair_kind": edit.kind if edit else None,
+    }
+
+
 def one_row(engine, row: dict, name: str) -> dict:
     """One problem through one pipeline, scored."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,6 +213,8 @@ def one_row(engine, row: dict, name: str) -> dict:
         if name == "naive":
             line, fix, raw = naive(engine, source, traceback)
             answer: dict = {"line": line, "fix": fix, "raw": raw}
+        elif name == "repair-only":
+            answer = repair_only(folder, traceback)
         else:
             answer = grounded(engine, folder, traceback, name != "grounded")
         seconds = time.perf_counter() - started
@@ -267,6 +296,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--pipelines",
+        default=",".join(PIPELINES),
+        help="of naive, grounded, grounded+run, and repair-only (the repair without a model)",
+    )
+    parser.add_argument(
+        "--only-done", action="store_true", help="score only the rows already done (no runs)"
+    )
+    parser.add_argument(
         "--reverse", action="store_true", help="last row first (a second process from the end)"
     )
     parser.add_argument(
@@ -275,52 +312,73 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: this benchmark reads ../shared/data in place")
-    from hintwise.lsp_server.config import Settings, from_environment
-    from hintwise.lsp_server.engines.choice import load_engine
-
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if args.limit:
         rows = random.Random(0).sample(rows, min(args.limit, len(rows)))
     done = rows_done([*args.also, *([args.json] if args.json else [])])
     order = list(reversed(rows)) if args.reverse else rows
-    report: dict = {"rows": len(rows), "date": time.strftime("%Y-%m-%d"), "models": {}}
+    pipelines = args.pipelines.split(",")
+    if args.only_done:
+        order = [
+            r
+            for r in order
+            if all(
+                f"{m}|{n}|{r['task_id']}" in done for m in args.models.split(",") for n in pipelines
+            )
+        ]
+    report: dict = {"rows": len(order), "date": time.strftime("%Y-%m-%d"), "models": {}}
     for model in args.models.split(","):
-        settings = from_environment(Settings())
-        settings = dataclasses.replace(
-            settings, model=dataclasses.replace(settings.model, name=model, path="")
-        )
-        engine = load_engine(settings)
-        samples: dict[str, list[dict]] = {name: [] for name in PIPELINES}
+        engine = None
+        samples: dict[str, list[dict]] = {name: [] for name in pipelines}
         for index, row in enumerate(order):
-            for name in PIPELINES:
+            for name in pipelines:
                 key = f"{model}|{name}|{row['task_id']}"
                 if key not in done:
+                    if engine is None and name != "repair-only":
+                        engine = load_model(model)
                     done[key] = one_row(engine, row, name)
                 sample = done[key]
                 samples[name].append(sample)
                 print(
-                    f"{model} {name} {index + 1}/{len(rows)} {row['bug_type']}: "
+                    f"{model} {name} {index + 1}/{len(order)} {row['bug_type']}: "
                     f"culprit={sample['exact']} near={sample['near']} fix={sample['passes']} "
                     f"({sample['seconds']:.1f} s)",
                     file=sys.stderr,
                 )
             if args.json:
                 args.json.write_text(json.dumps({**report, "samples": done}, indent=1))
-        engine.close()
-        results: dict = {name: summary(samples[name]) for name in PIPELINES}
-        for a, b in (
-            ("naive", "grounded"),
-            ("grounded", "grounded+run"),
-            ("naive", "grounded+run"),
-        ):
+        if engine is not None:
+            engine.close()
+        report["models"][model] = compare(samples)
+        print(json.dumps({model: report["models"][model]}, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps({**report, "samples": done}, indent=1))
+
+
+def load_model(model: str):
+    from hintwise.lsp_server.config import Settings, from_environment
+    from hintwise.lsp_server.engines.choice import load_engine
+
+    settings = from_environment(Settings())
+    return load_engine(
+        dataclasses.replace(
+            settings, model=dataclasses.replace(settings.model, name=model, path="")
+        )
+    )
+
+
+def compare(samples: dict[str, list[dict]]) -> dict:
+    """Each pipeline's summary and the paired differences between them."""
+    results: dict = {name: summary(group) for name, group in samples.items() if group}
+    pairs = [("naive", "grounded"), ("grounded", "grounded+run"), ("naive", "grounded+run")]
+    pairs.append(("grounded", "repair-only"))
+    for a, b in pairs:
+        if samples.get(a) and samples.get(b):
             for key in ("exact", "passes"):
                 results[f"difference_{key}_{a}_to_{b}"] = paired_difference(
                     [s[key] for s in samples[a]], [s[key] for s in samples[b]]
                 )
-        report["models"][model] = results
-        print(json.dumps({model: results}, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps({**report, "samples": done}, indent=1))
+    return results
 
 
 if __name__ == "__main__":
