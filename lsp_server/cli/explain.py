@@ -67,7 +67,7 @@ def explain_command(
         question, target = _traceback_question(traceback_file, root, run_target, settings)
     elif location:
         question, target = _question_at(location, message, run_target)
-        root = Path(uri_path(question.uri) or ".").parent
+        root = Path(uri_path(question.uri or "") or ".").parent
     else:
         raise click.UsageError("give FILE:LINE --message TEXT, or --traceback FILE|-")
 

@@ -170,8 +170,8 @@ def _replacements(
         for other in OPERATORS.get(word, ()):
             yield "operator", other
     elif token.type == tokenize.NUMBER and word.isdigit():
-        for other in _constants(int(word)):
-            yield "constant", str(other)
+        for number in _constants(int(word)):
+            yield "constant", str(number)
     elif token.type == tokenize.STRING and word in strings:
         for other in (*strings, '""'):
             yield "string", other

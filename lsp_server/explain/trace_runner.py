@@ -19,6 +19,7 @@ line per candidate, "passed" or why not, is appended to the record as soon as it
 
 import atexit
 import contextlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -145,7 +146,7 @@ class Override:
         return importlib.util.spec_from_loader(name, OverrideLoader(name, spec.origin, self))
 
 
-class OverrideLoader:
+class OverrideLoader(importlib.abc.Loader):
     """A loader executing the override's source (compiled with the file's own name)."""
 
     def __init__(self, name: str, origin: str, override: Override):
@@ -171,7 +172,6 @@ def run_script(target: str, override: Override | None) -> None:
 
     module = types.ModuleType("__main__")
     module.__file__ = target
-    module.__builtins__ = __builtins__
     sys.modules["__main__"] = module
     exec(compile(override.source, target, "exec", dont_inherit=True), module.__dict__)
 
