@@ -34,8 +34,10 @@ async def session(
     env: dict[str, str],
     settings: dict[str, Any] | None = None,
     configuration: dict[str, Any] | None = None,
+    root: Path | None = None,
 ):
-    """A running server with an initialized client; shut down cleanly afterwards."""
+    """A running server with an initialized client (of the workspace `root`, if given); shut
+    down cleanly afterwards."""
     # Generous time limits: a shared 2-core machine can be slow, and these tests check behaviour.
     settings = {"completion.time_limit_ms": 30000, **flatten(settings or {})}
     client: LanguageClient = make_test_lsp_client()
@@ -44,7 +46,11 @@ async def session(
     await client.start_io(*hintwise_command(), "serve", env=env)
     try:
         await client.initialize_session(
-            types.InitializeParams(capabilities=CAPABILITIES, initialization_options=settings)
+            types.InitializeParams(
+                capabilities=CAPABILITIES,
+                initialization_options=settings,
+                root_uri=root.as_uri() if root else None,
+            )
         )
         yield client
     finally:

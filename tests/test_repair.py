@@ -197,3 +197,25 @@ def test_a_failing_test_leads_to_the_imported_function_never_to_the_assert(tmp_p
     assert "test_shapes.py:5 calls `largest` (shapes.py lines 1-7)" in question.facts[-1]
     assert facts[0].startswith("verified: with line 5 as `if ")
     assert (tmp_path / "test_shapes.py").read_text() == TEST  # the assert was never the "fix"
+
+
+@pytest.mark.model
+async def test_the_server_explains_a_traceback_with_a_verified_fix(server_env, tmp_path: Path):
+    """`hintwise.explainTraceback` with `explain.run` on: the same verified fix, through the
+    server (the re-runs off the event loop, the scores on the model thread)."""
+    from lsp_session import session, wait_ready
+    from lsprotocol import types
+
+    (tmp_path / "shapes.py").write_text(LARGEST)
+    (tmp_path / "test_shapes.py").write_text(TEST)
+    output = _failing_pytest(tmp_path)
+    async with session(server_env, {"explain": {"run": True}}, root=tmp_path) as client:
+        await wait_ready(client, timeout=300)
+        answer = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="hintwise.explainTraceback", arguments=[{"text": output, "show": False}]
+            )
+        )
+    assert answer["culprit"] == {"uri": (tmp_path / "shapes.py").as_uri(), "line": 4}
+    assert answer["fix"] in ("if v > best:", "if v >= best:", "if best < v:", "if best <= v:")
+    assert (tmp_path / "shapes.py").read_text() == LARGEST
