@@ -130,7 +130,7 @@ def test_ground_sets_the_verified_fix_and_its_fact(tmp_path: Path):
 
 
 def test_without_a_passing_edit_the_runtime_facts_remain(tmp_path: Path):
-    (tmp_path / "data.py").write_text("def load():\n    return {}['missing']\n\nload()\n")
+    (tmp_path / "data.py").write_text("def load():\n    return {}['missing']\n\nassert load()\n")
     done = subprocess.run([sys.executable, "data.py"], cwd=tmp_path, capture_output=True, text=True)
     question, _, _ = traceback_question(done.stderr, tmp_path, Path.read_text)
     settings = ExplainSettings(run=True, repair_max_runs=3)
@@ -219,3 +219,22 @@ async def test_the_server_explains_a_traceback_with_a_verified_fix(server_env, t
     assert answer["culprit"] == {"uri": (tmp_path / "shapes.py").as_uri(), "line": 4}
     assert answer["fix"] in ("if v > best:", "if v >= best:", "if best < v:", "if best <= v:")
     assert (tmp_path / "shapes.py").read_text() == LARGEST
+
+
+def test_a_script_that_only_crashed_gets_no_verified_fix(tmp_path: Path):
+    """`return sum(values)` would make `average([])` stop raising, and prove nothing: without a
+    check of the results, no fix is claimed; the traced facts are given as before."""
+    (tmp_path / "report.py").write_text(
+        "def average(values):\n    return sum(values) / len(values)\n\n"
+        "groups = {'a': [1, 2], 'b': []}\nprint({k: average(v) for k, v in groups.items()})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "report.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    question, _, _ = traceback_question(done.stderr, tmp_path, Path.read_text)
+    target = ("script", str(tmp_path / "report.py"))
+    facts, result = repair.ground(
+        question, target, tmp_path, ExplainSettings(run=True), lambda q: []
+    )
+    assert result is None and question.verified_fix is None
+    assert "runtime: outcome failed: ZeroDivisionError: division by zero" in facts

@@ -12,6 +12,7 @@ within `repair_budget_s` seconds; the first edit that passes wins.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import time
 from collections.abc import Callable
@@ -153,6 +154,21 @@ def _evidence(kind: str, edit: mutations.Edit, lines: list[str]) -> str:
     return f"with line {edit.line + 1} as `{edit.code.strip()}` {what}"
 
 
+def checks_results(kind: str, target: str, root: Path, outcome: str) -> bool:
+    """Whether passing means the code is right, not just that it stopped crashing: a test does
+    (its asserts), and so does a script that failed an assert or holds asserts; a script that
+    merely raised would "pass" with any change that avoids the exception, such as dropping the
+    division that raised."""
+    if kind == "pytest" or outcome.startswith("failed: AssertionError"):
+        return True
+    path = Path(target) if Path(target).is_absolute() else root / target
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="surrogateescape"))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.Assert) for node in ast.walk(tree))
+
+
 def ground(
     question: Question,
     target: tuple[str, str],
@@ -172,7 +188,7 @@ def ground(
     )
     baseline = time.monotonic() - started
     failed = traced.outcome.startswith("failed") or traced.outcome == "timeout"
-    if not settings.repair or not failed:
+    if not settings.repair or not failed or not checks_results(*target, root, traced.outcome):
         return traced.facts, None
     # A change that fixes a hanging run makes it quick; one that does not must not eat the budget.
     slowest = 1.0 if traced.outcome == "timeout" else max(1.0, 5 * baseline)
