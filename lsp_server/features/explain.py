@@ -171,7 +171,11 @@ async def _run(ls: HintwiseServer, question: Question, target: tuple[str, str], 
         def step(engine, cancelled):
             return repair.model_scores(engine, suspect, cancelled)
 
-        return worker.submit(step, Priority.BACKGROUND).future.result() or []
+        try:
+            return worker.submit(step, Priority.BACKGROUND).future.result() or []
+        except Exception:  # no model, say: the edits are then ranked by kind alone
+            log.debug("no token scores for the repair", exc_info=True)
+            return []
 
     facts, _ = await asyncio.to_thread(repair.ground, question, target, root, settings, score)
     question.facts.extend(facts)
