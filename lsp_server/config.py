@@ -181,6 +181,13 @@ class ExplainSettings:
     """Most seconds a traced run may take before it is killed."""
     run_memory_mb: int = 512
     """Address-space limit of a traced run."""
+    repair: bool = True
+    """With `run`: re-run the failing target with one-line changes of the suspect function (in
+    memory, sandboxed) and report a change that makes it pass as a verified fix."""
+    repair_max_runs: int = 200
+    """Most candidate changes re-run for one explanation."""
+    repair_budget_s: float = 20.0
+    """Most seconds spent re-running candidate changes for one explanation."""
     max_tokens: int = 256
     """Most tokens in one explanation."""
 

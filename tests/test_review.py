@@ -279,6 +279,7 @@ def test_cli_explain_with_a_traced_run(tmp_path: Path, data_dir: Path, gemma_pat
             "ZeroDivisionError: division by zero",
             "--run",
             "stats.py",
+            "--no-repair",
             "--json",
             "--model",
             str(gemma_path),

@@ -62,6 +62,36 @@ def _limits(memory_mb: int, cpu_s: int):
     return apply
 
 
+def _child(config: dict, root: Path, scratch: str, timeout_s: float, memory_mb: int) -> int | None:
+    """Run trace_runner.py with `config` (sandboxed, limited); its exit status, or None when it
+    was killed at the timeout (its whole process group)."""
+    path = Path(scratch) / "config.json"
+    path.write_text(json.dumps({"root": str(root.resolve()), **config}))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(root.resolve()),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(root.resolve()),
+        "LANG": "C.UTF-8",
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(RUNNER), str(path)],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_limits(memory_mb, int(timeout_s) + 1),
+    )
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
+
+
 def run_traced(
     kind: str,
     target: str,
@@ -73,42 +103,16 @@ def run_traced(
 ) -> TraceResult:
     """Run `target` (a pytest node id or a script) with `function` in `file` traced."""
     with tempfile.TemporaryDirectory(prefix="hintwise-trace-") as scratch:
-        config = Path(scratch) / "config.json"
         out = Path(scratch) / "trace.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "root": str(root.resolve()),
-                    "file": str(file) if file else None,
-                    "function": function,
-                    "kind": kind,
-                    "target": target,
-                    "out": str(out),
-                }
-            )
-        )
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(root.resolve()),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": str(root.resolve()),
-            "LANG": "C.UTF-8",
+        config = {
+            "file": str(file) if file else None,
+            "function": function,
+            "kind": kind,
+            "target": target,
+            "out": str(out),
         }
-        process = subprocess.Popen(
-            [sys.executable, str(RUNNER), str(config)],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_limits(memory_mb, int(timeout_s) + 1),
-        )
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        status = _child(config, root, scratch, timeout_s, memory_mb)
+        if status is None:
             return TraceResult(
                 facts=[f"runtime: the run did not finish in {timeout_s:g} s and was stopped"],
                 outcome="timeout",
@@ -116,15 +120,48 @@ def run_traced(
         try:
             record = json.loads(out.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            reason = "out of memory" if process.returncode in (-9, 1, 137) else "crashed"
+            reason = "out of memory" if status in (-9, 1, 137) else "crashed"
             return TraceResult(
-                facts=[
-                    f"runtime: the run ended without a record ({reason}, exit status "
-                    f"{process.returncode})"
-                ],
+                facts=[f"runtime: the run ended without a record ({reason}, exit status {status})"],
                 outcome=reason,
             )
     return summarize(record)
+
+
+def run_candidates(
+    kind: str,
+    target: str,
+    root: Path,
+    file: Path,
+    sources: list[str],
+    run_timeout_s: float,
+    budget_s: float,
+    memory_mb: int = 512,
+) -> list[str]:
+    """Re-run `target` with each source in place of `file` (in memory, the file is not
+    written), in order, until one passes or `budget_s` is spent: one outcome per candidate
+    tried ("passed", "failed: …", "timeout", "crashed")."""
+    with tempfile.TemporaryDirectory(prefix="hintwise-repair-") as scratch:
+        out = Path(scratch) / "outcomes.jsonl"
+        config = {
+            "file": str(file.resolve()),
+            "kind": kind,
+            "target": target,
+            "out": str(out),
+            "candidates": sources,
+            "run_timeout_s": run_timeout_s,
+            "budget_s": budget_s,
+        }
+        _child(config, root, scratch, budget_s + run_timeout_s + 2, memory_mb)
+        try:
+            lines = out.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+    outcomes: list[str] = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            outcomes.append(json.loads(line)["outcome"])
+    return outcomes
 
 
 def summarize(record: dict) -> TraceResult:

@@ -14,12 +14,13 @@ from pygls.exceptions import JsonRpcInvalidParams
 from hintwise.lsp_server.code.documents import uri_path
 from hintwise.lsp_server.code.syntax import CodeError, language_for_path
 from hintwise.lsp_server.engines.background import Cancelled, run_background
-from hintwise.lsp_server.explain import tracing
+from hintwise.lsp_server.explain import repair, tracing
 from hintwise.lsp_server.explain.answer import Explanation, explain
 from hintwise.lsp_server.explain.question import Question, question_at, traceback_question
 from hintwise.lsp_server.explain.tracebacks import TracebackError
 from hintwise.lsp_server.features import protocol
 from hintwise.lsp_server.server import HintwiseServer
+from hintwise.models.worker import Priority
 
 log = logging.getLogger("hintwise")
 
@@ -157,19 +158,32 @@ async def explain_traceback(ls: HintwiseServer, *args: Any) -> dict:
     question.facts.extend(notes)
     target = tracing.target_from_traceback(value["text"], root) if root else None
     if ls.settings.explain.run and target is not None and root is not None:
-        settings = ls.settings.explain
-        result = await asyncio.to_thread(
-            tracing.run_traced,
-            *target,
-            root,
-            uri_path(question.uri) if question.uri else None,
-            question.function,
-            settings.run_timeout_s,
-            settings.run_memory_mb,
-        )
-        question.facts.extend(result.facts)
+        await _run(ls, question, target, root)
     context = {"uri": question.uri, "line": question.line}
     return await _answer(ls, question, context, value.get("show") is not False)
+
+
+async def _run(ls: HintwiseServer, question: Question, target: tuple[str, str], root: Path):
+    """`explain.run`: the failing target re-run sandboxed (off the event loop and off the model
+    thread), and with `explain.repair` the search for a verified fix; its facts join the
+    question's."""
+    settings = ls.settings.explain
+    worker = ls.engines.worker_for("explain")
+
+    def score(suspect: Question) -> list:
+        """On the model thread, waited for from the repair's thread (never the event loop)."""
+
+        def step(engine, cancelled):
+            return repair.model_scores(engine, suspect, cancelled)
+
+        try:
+            return worker.submit(step, Priority.BACKGROUND).future.result() or []
+        except Exception:  # no model, say: the edits are then ranked by kind alone
+            log.debug("no token scores for the repair", exc_info=True)
+            return []
+
+    facts, _ = await asyncio.to_thread(repair.ground, question, target, root, settings, score)
+    question.facts.extend(facts)
 
 
 async def rate(ls: HintwiseServer, *args: Any) -> dict:
