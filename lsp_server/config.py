@@ -281,6 +281,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "retries": (0, 100),
     "run_timeout_s": (1, 3_600),
     "run_memory_mb": (16, 1 << 24),
+    "repair_max_runs": (1, 100_000),
+    "repair_budget_s": (0.1, 3_600),
 }
 _WHOLE = (0, 2**31 - 1)
 
