@@ -27,6 +27,10 @@ COMPARISONS = {
     ">=": (">",),
     "==": ("!=",),
     "!=": ("==",),
+}
+# `is` / `in` against their negated forms: a `not` added or dropped, which the model suggests by
+# habit (see review/verify.py MARGINS).
+NEGATED_COMPARISONS = {
     "is": ("is not",),
     "is not": ("is",),
     "in": ("not in",),
@@ -75,7 +79,7 @@ class Swap:
     end: int
     written: str
     fix: str
-    kind: str  # comparison, boolean, arithmetic, constant, negation
+    kind: str  # comparison, negated comparison, boolean, arithmetic, constant, negation
 
     def apply(self, text: str) -> str:
         return text[: self.start] + self.fix + text[self.end :]
@@ -130,6 +134,7 @@ def _own_sites(node: Node) -> Iterator[Site]:
     if kind == "comparison_operator":
         for op in node.children_by_field_name("operators"):
             yield from _replace(op, COMPARISONS, "comparison")
+            yield from _replace(op, NEGATED_COMPARISONS, "negated comparison")
     elif kind == "boolean_operator":
         yield from _replace(node.child_by_field_name("operator"), BOOLEANS, "boolean")
     elif kind == "binary_operator":

@@ -29,9 +29,11 @@ WINDOW_LINES = 3
 # an arithmetic swap, 5.9 for `is` → `is not`, 4.7 for a constant), where no comment is wanted. A
 # `not` added or removed is never shown: the model prefers `if not x:` or drops a `not` by habit
 # (clean code up to e^5.6, a correct line of a seeded function e^8.5) while the seeded missing
-# `not`s scored at most e^1.6. Its sites are still checked (what the benchmarks measured).
+# `not`s scored at most e^1.6. Their sites are still checked (what the benchmarks measured).
+# `is` ↔ `is not` and `in` ↔ `not in` are the same slip: on the correct lines of the seeded
+# functions they gave 4 false comments (e^6.7 to e^7.9, one line) and no hit, so they need e^9.
 MARGIN = 6.0
-MARGINS = {"negation": math.inf}
+MARGINS = {"negation": math.inf, "negated comparison": 9.0}
 
 
 @dataclass
