@@ -9,7 +9,7 @@ folder, no file over 1,500 lines; sorted by path; the shared corpus of issue 13)
 file: lines, comments and the text of each so a reader can judge them; in total: comments per
 5,000 lines with an exact Poisson 95% interval. With --json the report is written after each file
 and a run started again with the same --json skips the files already done (it is slow).
-Thresholds are never tuned on this corpus (see bench/review_calibrate.py: standard library).
+Thresholds are never tuned on this corpus (they come from standard-library code: review/verify.py).
 """
 
 from __future__ import annotations
