@@ -339,6 +339,24 @@ def test_recorded_values_give_the_keys_a_dict_really_had(tmp_path: Path):
     assert question.facts.count("the key 'htps' is not in `ports`") == 1
 
 
+def test_the_run_of_explain_run_adds_the_recorded_values(tmp_path: Path):
+    """`explain.run` (repair.ground, what the CLI and the server call) re-analyses with the
+    values its sandboxed run recorded, not only the tests above."""
+    from hintwise.lsp_server.config import ExplainSettings
+    from hintwise.lsp_server.explain import repair
+
+    source = (
+        "def port(name):\n"
+        "    ports = dict(zip(['http', 'https'], [80, 443]))\n"
+        "    return ports[name]\n\n"
+        "port('htps')\n"
+    )
+    question = question_for(tmp_path, source)
+    target = ("script", str(tmp_path / "app.py"))
+    repair.ground(question, target, tmp_path, ExplainSettings(run=True), lambda q: [])
+    assert "`ports` has the keys 'http', 'https'" in question.facts
+
+
 def test_the_model_picks_among_code_lines_only_never_the_def_or_docstring(tmp_path: Path):
     source = (
         "def double(x):\n"

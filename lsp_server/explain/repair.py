@@ -25,7 +25,7 @@ from hintwise.lsp_server.code.units import Unit
 from hintwise.lsp_server.config import ExplainSettings
 from hintwise.lsp_server.explain import mutations, tracing
 from hintwise.lsp_server.explain.callee import imported_callee, is_test_file, move_to
-from hintwise.lsp_server.explain.question import Question, VerifiedFix
+from hintwise.lsp_server.explain.question import Question, VerifiedFix, add_runtime_values
 from hintwise.models.engine import Engine, TokenScore, TokenScorer
 
 # How much likelier an edit of each kind is to be the fix, in the units of the model's surprise
@@ -187,6 +187,7 @@ def ground(
         *target, root, path, question.function, settings.run_timeout_s, settings.run_memory_mb
     )
     baseline = time.monotonic() - started
+    add_runtime_values(question, traced.events)  # a dict's real keys, a list's real length
     failed = traced.outcome.startswith("failed") or traced.outcome == "timeout"
     if not settings.repair or not failed or not checks_results(*target, root, traced.outcome):
         return traced.facts, None
