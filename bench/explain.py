@@ -113,8 +113,11 @@ def fix_passes(source: str, line: int, fix: str | None, folder: Path) -> bool:
     return run("\n".join([*lines[:line], *new, *lines[line + 1 :]]), folder)[0]
 
 
-def check_failures(text: str, facts: list[str], line_code: str, fix: str | None) -> list[str]:
-    """The checks an answer a user would read fails (none for a sound one)."""
+def check_failures(
+    text: str, facts: list[str], line_code: str, fix: str | None, verified: bool = False
+) -> list[str]:
+    """The checks an answer a user would read fails (none for a sound one). A verified fix (the
+    failing run passes with it) is no rename however little it changes: `islower` → `isupper`."""
     from hintwise.lsp_server.explain import checks
 
     failed = []
@@ -124,7 +127,7 @@ def check_failures(text: str, facts: list[str], line_code: str, fix: str | None)
         failed.append("repetition")
     if checks.empty(text):
         failed.append("empty")
-    if checks.fix_problem(line_code, fix) in (
+    if not verified and checks.fix_problem(line_code, fix) in (
         "the fix only renames an identifier",
         "the fix is the line as it is",
     ):
@@ -194,7 +197,13 @@ def grounded(engine, folder: Path, traceback: str, execute: bool = False) -> dic
         "raw": result.raw,
         "explanation": result.explanation,
         "markdown": result.markdown,
-        "checks_failed": check_failures(result.explanation, result.facts, line_code, result.fix),
+        "checks_failed": check_failures(
+            result.explanation,
+            result.facts,
+            line_code,
+            result.fix,
+            verified=question.verified_fix is not None,
+        ),
         **found,
     }
 
