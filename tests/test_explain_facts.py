@@ -371,3 +371,19 @@ def test_the_model_picks_among_code_lines_only_never_the_def_or_docstring(tmp_pa
     schema = engine.generation_requests[0].json_schema
     assert schema["properties"]["culprit_line"]["enum"] == [7]
     assert result is not None and result.culprit is not None and result.culprit["line"] == 6
+
+
+def test_a_verified_fix_is_shown_as_verified(tmp_path: Path):
+    """A fix the failing run passes with says so, and the markdown does not claim the culprit
+    came from the model's surprises."""
+    from hintwise.lsp_server.explain.question import VerifiedFix
+
+    source = "def double(x):\n    return x + x + 1\n\nassert double(2) == 4\n"
+    question = question_for(tmp_path, source)
+    question.verified_fix = VerifiedFix(1, "    return x + x", "the script asserts and passes")
+    engine = ScriptedEngine(generations=[json.dumps({"explanation": "x", "culprit_line": 2})])
+    result = explain(engine, question, lambda: False)
+    assert result is not None and result.fix == "    return x + x"
+    assert "**Verified fix** (the failing run passes with it):" in result.markdown
+    assert "**Suggested fix:**" not in result.markdown
+    assert "whose code the model found least expected" not in result.markdown

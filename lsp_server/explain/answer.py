@@ -338,11 +338,17 @@ def render_markdown(
         parts += ["", "_Explanation written by the model from the facts below._"]
     parts += ["", f"**Likely culprit:** `{result.culprit_path}`", "", "```" + question.language]
     parts += [culprit_code.strip(), "```"]
+    verified = question.verified_fix is not None and question.verified_fix.code == result.fix
     if result.fix:
-        parts += ["", "**Suggested fix:**", "", "```" + question.language, result.fix, "```"]
+        title = (
+            "**Verified fix** (the failing run passes with it):"
+            if verified
+            else "**Suggested fix:**"
+        )
+        parts += ["", title, "", "```" + question.language, result.fix, "```"]
     parts += ["", "**Facts:**", ""]
     parts += [f"- {fact}" for fact in result.facts]
-    if suspects:
+    if suspects and not verified:
         lines = ", ".join(str(s.line + 1) for s in suspects)
         parts += [
             "",
