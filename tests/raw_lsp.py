@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -29,6 +30,19 @@ def nomodel_env(folder: Path) -> dict[str, str]:
         "HINTWISE_DATA_DIR": str(folder / "data"),
         "HINTWISE_MODEL": str(folder / "no-model.gguf"),
     }
+
+
+def connect_when_listening(port: int, timeout: float = 30, wait: float = 30) -> socket.socket:
+    """A TCP connection to a `hintwise serve --tcp` on localhost, once it listens (it loads its
+    settings first); `timeout` is the socket's own."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def frame(body: bytes | str | Any) -> bytes:

@@ -317,18 +317,21 @@ def test_a_rename_only_fix_is_never_offered(tmp_path: Path):
     assert result.explained_by == "model"
 
 
+# No dict literal to read the keys from: only a sandboxed run knows them.
+PORTS = (
+    "def port(name):\n"
+    "    ports = dict(zip(['http', 'https'], [80, 443]))\n"
+    "    return ports[name]\n\n"
+    "port('htps')\n"
+)
+
+
 def test_recorded_values_give_the_keys_a_dict_really_had(tmp_path: Path):
     """No dict literal to read: the keys come from the sandboxed run's record."""
     from hintwise.lsp_server.explain import tracing
     from hintwise.lsp_server.explain.question import add_runtime_values
 
-    source = (
-        "def port(name):\n"
-        "    ports = dict(zip(['http', 'https'], [80, 443]))\n"
-        "    return ports[name]\n\n"
-        "port('htps')\n"
-    )
-    question = question_for(tmp_path, source)
+    question = question_for(tmp_path, PORTS)
     assert not any(fact.startswith("`ports` has the keys") for fact in question.facts)
     run = tracing.run_traced(
         "script", str(tmp_path / "app.py"), tmp_path, tmp_path / "app.py", question.function
@@ -345,13 +348,7 @@ def test_the_run_of_explain_run_adds_the_recorded_values(tmp_path: Path):
     from hintwise.lsp_server.config import ExplainSettings
     from hintwise.lsp_server.explain import repair
 
-    source = (
-        "def port(name):\n"
-        "    ports = dict(zip(['http', 'https'], [80, 443]))\n"
-        "    return ports[name]\n\n"
-        "port('htps')\n"
-    )
-    question = question_for(tmp_path, source)
+    question = question_for(tmp_path, PORTS)
     target = ("script", str(tmp_path / "app.py"))
     repair.ground(question, target, tmp_path, ExplainSettings(run=True), lambda q: [])
     assert "`ports` has the keys 'http', 'https'" in question.facts

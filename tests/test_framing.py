@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import queue
 import random
-import socket
 import subprocess
 import threading
-import time
 
 import pytest
 from conftest import hintwise_command
 from inference_server import free_port
-from raw_lsp import HEADER, RawServer, frame, nomodel_env, read_frames
+from raw_lsp import HEADER, RawServer, connect_when_listening, frame, nomodel_env, read_frames
 
 from hintwise.lsp_server.framing import MAX_BODY, Dropped, Framer
 
@@ -127,16 +125,7 @@ def test_over_tcp_too_a_bad_length_costs_one_message(tmp_path):
     command = [*hintwise_command(), "serve", "--tcp", f"127.0.0.1:{port}"]
     server = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=nomodel_env(tmp_path))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = socket.create_connection(("127.0.0.1", port), timeout=30)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        with connection:
+        with connect_when_listening(port) as connection:
             answers: queue.Queue = queue.Queue()
             reader = threading.Thread(
                 target=read_frames, args=(connection.makefile("rb"), answers), daemon=True

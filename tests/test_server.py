@@ -12,6 +12,7 @@ import pytest
 from conftest import hintwise_command
 from lsp_session import EXAMPLE, inline, insert, open_document, session, status, wait_ready
 from lsprotocol import types
+from raw_lsp import connect_when_listening
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(180)]
 
@@ -477,16 +478,7 @@ def test_serve_over_tcp(server_env):
         env=server_env,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        with connection:
+        with connect_when_listening(port, timeout=5) as connection:
             init = {"processId": None, "rootUri": None, "capabilities": {}}
             connection.sendall(
                 _message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
