@@ -38,6 +38,9 @@ class ModelSettings:
     """Threads for a long prompt; 0 = every core while the rest of the machine is idle."""
     gpu_layers: int = 0
     """Layers to offload to a GPU, if llama.cpp was built with one."""
+    adapter: str = ""
+    """A LoRA adapter (GGUF) for completions. Empty: the one `hintwise tune` installed for this
+    model, if any; `none`: no adapter; else a path to a GGUF LoRA file."""
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ class ModelInfo:
     fim_family: str | None
     load_ms: float
     threads: int
+    adapter: str | None = None  # the GGUF LoRA applied to completions (`hintwise tune`)
 
 
 class Engine(Protocol):

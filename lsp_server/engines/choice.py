@@ -17,7 +17,7 @@ from pathlib import Path
 from hintwise.lsp_server.config import Settings
 from hintwise.models.engine import Engine
 from hintwise.models.errors import EngineUnavailable, ModelLoadError, ModelNotFound
-from hintwise.models.files import bundled
+from hintwise.models.files import adapters, bundled
 from hintwise.models.http.engine import HttpEngine
 from hintwise.models.http.options import HttpOptions
 from hintwise.models.llama.engine import LlamaEngine
@@ -131,6 +131,23 @@ def load_choice(
     return load_engine(local_settings(settings, choice.model), notify)
 
 
+def adapter_path(settings: Settings, base: Path, notify: Callable[[str], None]) -> Path | None:
+    """The GGUF LoRA `model.adapter` selects for `base`: the installed one by default, none
+    for `none`, else the path given. A path that does not exist is reported and skipped: the
+    base model still serves."""
+    choice = settings.model.adapter.strip()
+    if choice.lower() == "none":
+        return None
+    if not choice:
+        installed = adapters.installed(settings.data_path, base)
+        return installed.path if installed else None
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        notify(f"model.adapter: {path} does not exist; completions use the base model.")
+        return None
+    return path
+
+
 def load_engine(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> LlamaEngine:
     """Load the configured local model; raises ModelNotFound or ModelLoadError with a user
     message."""
@@ -144,6 +161,7 @@ def load_engine(settings: Settings, notify: Callable[[str], None] = lambda _: No
             threads=settings.model.threads,
             prompt_threads=settings.model.prompt_threads,
             gpu_layers=settings.model.gpu_layers,
+            adapter=adapter_path(settings, path, notify),
         )
     except ModelLoadError as error:
         raise ModelLoadError(f"cannot load the model {path}: {error}") from None

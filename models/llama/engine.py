@@ -61,7 +61,11 @@ class LlamaEngine:
         threads: int = 0,
         gpu_layers: int = 0,
         prompt_threads: int = 0,
+        adapter: Path | None = None,
     ):
+        """`adapter`: a GGUF LoRA (`hintwise tune`) applied to the completion context only;
+        explanations and reviews keep the base model, whose likelihoods their margins were
+        calibrated on."""
         path = Path(path)
         started = time.perf_counter()
         try:
@@ -73,8 +77,12 @@ class LlamaEngine:
         self.amx_workaround = avoid_amx_crash()
         threads = threads or default_threads()
         try:
-            self.llm = open_context(path, n_ctx, threads, gpu_layers)
+            self.llm = open_context(path, n_ctx, threads, gpu_layers, adapter)
         except (ValueError, RuntimeError, OSError) as error:
+            if adapter is not None:
+                raise ModelLoadError(
+                    f"llama.cpp could not apply the adapter {adapter} to {path.name}: {error}"
+                ) from None
             raise ModelLoadError(
                 f"llama.cpp could not load {path} ({header.architecture}): {error}. "
                 "Is the architecture supported by the installed llama-cpp-python?"
@@ -102,6 +110,7 @@ class LlamaEngine:
             fim_family=self.fim.family if self.fim else None,
             load_ms=(time.perf_counter() - started) * 1000,
             threads=threads,
+            adapter=str(adapter) if adapter else None,
         )
 
     def _count(self, generated: int) -> None:

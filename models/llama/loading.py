@@ -130,8 +130,11 @@ def check_loadable(path: str | os.PathLike[str]) -> None:
         _llama_log.setLevel(level)
 
 
-def open_context(path: Path, n_ctx: int, threads: int, gpu_layers: int) -> Llama:
-    """A llama.cpp model and context on the GGUF at `path`; llama.cpp's errors pass through.
+def open_context(
+    path: Path, n_ctx: int, threads: int, gpu_layers: int, adapter: Path | None = None
+) -> Llama:
+    """A llama.cpp model and context on the GGUF at `path`, with the GGUF LoRA `adapter`
+    applied when given; llama.cpp's errors pass through.
 
     Routes llama.cpp's log and applies `avoid_amx_crash` first (both once per process).
     verbose=True on purpose: with verbose=False llama-cpp-python silences the load by pointing
@@ -153,6 +156,7 @@ def open_context(path: Path, n_ctx: int, threads: int, gpu_layers: int) -> Llama
             n_threads=threads,
             n_threads_batch=threads,
             n_gpu_layers=gpu_layers,
+            lora_path=str(adapter) if adapter else None,
             verbose=True,
         )
     _llama_log.debug("%s", chatter.getvalue())

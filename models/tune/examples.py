@@ -1,0 +1,22 @@
+"""A training example for the completion adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Example:
+    """What the model saw and what it should have said.
+
+    `prompt` holds the token ids the serving llama.cpp built for the request (same vocabulary
+    as the transformers model loaded from the same GGUF), so training sees exactly the prompts
+    the server sends; `target` is the text the user kept (an accepted suggestion that
+    survived, what they wrote instead of a rejected one, or the real line of a replayed file).
+    """
+
+    prompt: tuple[int, ...]
+    target: str
+    weight: float = 1.0
+    source: str = ""  # "accepted", "replacement", "survived", "replay"
+    time_ms: int = 0  # when the suggestion was made (replay: 0); orders the held-out split
