@@ -8,6 +8,7 @@ doctor.py    hintwise doctor           what is installed, which model, how fast,
 feedback.py  hintwise feedback …       the local feedback store: stats, export, recent, purge
 gate.py      hintwise gate …           the acceptance gate: status, eval, train
 models.py    hintwise models …         the models hintwise can use; the opt-in download
+tune.py      hintwise tune             a LoRA adapter trained on your feedback, installed if better
 common.py    options and helpers the subcommands share
 """
 
@@ -15,7 +16,17 @@ from __future__ import annotations
 
 import click
 
-from hintwise.lsp_server.cli import complete, doctor, explain, feedback, gate, models, review, serve
+from hintwise.lsp_server.cli import (
+    complete,
+    doctor,
+    explain,
+    feedback,
+    gate,
+    models,
+    review,
+    serve,
+    tune,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,5 +44,6 @@ for command in (
     models.models,
     review.review_command,
     explain.explain_command,
+    tune.tune,
 ):
     main.add_command(command)
