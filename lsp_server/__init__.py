@@ -4,6 +4,8 @@ ones listed after it (import-linter checks this):
 
     cli/         the `hintwise` command: serve, complete, review, explain, doctor, feedback, gate,
                  models
+    tune/        `hintwise tune`: replaying a repository through the completion pipeline, the
+                 gate retrained on the replay
     features/    thin LSP handlers, one module per concern; the protocol's names
     server.py    the server process: its services, built at once; messages and progress
     protocol.py  pygls' protocol without pygls' copy of each document

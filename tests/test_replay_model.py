@@ -1,0 +1,90 @@
+"""A tiny repository replayed through the real completion pipeline and the real bundled model:
+rows the test knows the answer to are counted right, and each row carries what the adapter and
+the gate train on (the prompt's token ids, the gate's features)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hintwise.lsp_server.config import Settings
+from hintwise.lsp_server.tune.replay import Hole, examples, holes, replay, split_files, summary
+from hintwise.models.llama.engine import LlamaEngine
+from hintwise.models.worker import ModelWorker
+
+pytestmark = pytest.mark.model
+
+# A numbered sequence (the model surely writes its seventh line) and a random token it cannot
+# guess. (A line equal to the one above would not do: the pipeline drops such a suggestion.)
+TABLE = """import os
+
+STEP_1 = 1
+STEP_2 = 2
+STEP_3 = 3
+STEP_4 = 4
+STEP_5 = 5
+STEP_6 = 6
+STEP_7 = 7
+STEP_8 = 8
+TOKEN = "q8Zt4vW0kLx2"
+"""
+HELPERS = '''def add(a: int, b: int) -> int:
+    """Return a + b."""
+    return a + b
+
+
+def scale(values: list[float], factor: float) -> list[float]:
+    return [value * factor for value in values]
+'''
+
+
+@pytest.fixture(scope="module")
+def worker(gemma_path):
+    started = ModelWorker(lambda: LlamaEngine(gemma_path, name="gemma3-270m")).start()
+    assert started.wait_ready(60)
+    yield started
+    started.stop()
+
+
+def test_a_repeated_line_is_exact_and_a_random_token_is_not(worker, tmp_path):
+    path = tmp_path / "table.py"
+    path.write_text(TABLE)
+    known = [
+        Hole(path, 8, 0, "STEP_7 = 7", "line"),
+        Hole(path, 10, 8, '"q8Zt4vW0kLx2"', "rest"),
+    ]
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    seen = []
+    rows = replay(worker, known, settings, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)]
+    repeated, token = rows
+    assert repeated.exact and repeated.chars_saved == len(repeated.hole.hidden), repeated
+    assert not token.exact and token.chars_saved < len(token.hole.hidden)
+    report = summary(rows)
+    assert (report["n"], report["exact"]) == (2, 1)
+    for row in rows:
+        assert len(row.prompt) > 20  # the engine's token ids for this request
+        assert set(row.gate) >= {"version", "pre"} and row.scores.get("pre") is not None
+    assert "post" in repeated.gate and "post" in repeated.scores  # a suggestion was scored
+    made = examples(rows)
+    assert made[0].target.endswith("STEP_7 = 7")
+    assert made[0].prompt == repeated.prompt and made[0].source == "replay"
+
+
+def test_a_small_repository_replays_end_to_end(worker, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "table.py").write_text(TABLE)
+    (repo / "pkg" / "helpers.py").write_text(HELPERS)
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "skipped.py").write_text(HELPERS)
+    train, held = split_files(repo)
+    assert len(train) == 1 and len(held) == 1
+    found = holes(train + held, per_file=2, seed=0, root=repo)
+    rows = replay(worker, found, Settings(data_dir=str(tmp_path / "data")), automatic=True)
+    assert [row.hole for row in rows] == found and len(rows) == 4
+    assert all(row.prompt for row in rows)
+    assert all(row.exact == (row.suggestion.rstrip() == row.hole.hidden.rstrip()) for row in rows)
+    assert summary(rows)["files"] == 2
+    assert not Path(tmp_path / "data" / "gate").exists()  # replaying never installs a gate
