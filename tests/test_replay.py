@@ -17,11 +17,14 @@ from hintwise.lsp_server.gate.keeper import Gatekeeper, personal_dir
 from hintwise.lsp_server.tune.replay import (
     Hole,
     ReplayRow,
+    cases,
     chars_saved,
     examples,
     holes,
+    repo_cases,
     source_files,
     split_files,
+    stdlib_cases,
     summary,
     wilson,
 )
@@ -118,6 +121,18 @@ def test_the_document_keeps_the_lines_below_as_suffix():
     assert offset == 0 and text == CODE[len("import os") :]
 
 
+def test_holes_become_the_tune_commands_cases(tmp_path):
+    path = write(tmp_path, "pkg/m.py")
+    hole = Hole(path, 6, 13, "os.path.join(*parts)", "rest")
+    (case,) = cases([hole], root=tmp_path)
+    assert (case.text, case.offset) == hole.document(CODE)
+    assert (case.language, case.expected, case.origin) == (
+        "python",
+        "os.path.join(*parts)",
+        "repo:pkg/m.py:7",
+    )
+
+
 @pytest.mark.parametrize(
     "line, expected",
     [
@@ -185,6 +200,26 @@ def test_examples_target_the_real_line_after_what_healing_took_off():
         ((2, 10, 11), "    return x", "replay"),
         ((2, 10, 11), "a = 1", "replay"),
     ]
+
+
+def test_repo_cases_come_from_training_and_held_out_files(tmp_path):
+    for number in range(10):
+        write(tmp_path, f"pkg/m{number}.py")
+    said = []
+    train, held = repo_cases(tmp_path, said.append, per_file=2)
+    train_files, held_files = split_files(tmp_path)
+    assert len(train) == 2 * len(train_files) and len(held) == 2 * len(held_files)
+    assert {case.origin.rsplit(":", 1)[0] for case in held} == {
+        f"repo:{path.relative_to(tmp_path).as_posix()}" for path in held_files
+    }
+    assert said and said[0].startswith(f"replaying {tmp_path}:")
+
+
+def test_the_standard_library_regression_set_is_fixed():
+    first = stdlib_cases(30)
+    assert len(first) == 30 and first == stdlib_cases(30)
+    assert len({case.origin.split(":")[1] for case in first}) == 30
+    assert all(case.expected.strip() and case.language == "python" for case in first)
 
 
 # -- the gate -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,15 @@ from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings, Settings
 from hintwise.lsp_server.gate.keeper import Gatekeeper
-from hintwise.lsp_server.tune.replay_files import Hole, holes, source_files, split_files
+from hintwise.lsp_server.tune.cases import Case
+from hintwise.lsp_server.tune.replay_files import (
+    Hole,
+    holes,
+    readable,
+    source_files,
+    split_files,
+    stable_fraction,
+)
 from hintwise.models.gate.features import FEATURE_VERSION
 from hintwise.models.tune.examples import Example
 from hintwise.models.worker import ModelWorker
@@ -37,13 +46,16 @@ from hintwise.models.worker import ModelWorker
 __all__ = [
     "Hole",
     "ReplayRow",
+    "cases",
     "chars_saved",
     "examples",
     "holes",
     "replay",
     "replay_settings",
+    "repo_cases",
     "source_files",
     "split_files",
+    "stdlib_cases",
     "summary",
     "wilson",
 ]
@@ -201,3 +213,49 @@ def examples(rows: Sequence[ReplayRow]) -> list[Example]:
         for row in rows
         if row.prompt and row.hole.hidden.strip()
     ]
+
+
+def cases(holes: Sequence[Hole], root: Path | None = None) -> list[Case]:
+    """The holes as the held-out questions of `hintwise tune` (cases.py): the document with the
+    hidden part removed, the cursor, and the real text as what the user kept."""
+    texts: dict[Path, str] = {}
+    found = []
+    for hole in holes:
+        if hole.path not in texts:
+            texts[hole.path] = hole.path.read_text(encoding="utf-8")
+        text, offset = hole.document(texts[hole.path])
+        name = hole.path.relative_to(root).as_posix() if root is not None else str(hole.path)
+        found.append(
+            Case(
+                text=text,
+                offset=offset,
+                language=language_for_path(str(hole.path)),
+                expected=hole.hidden,
+                origin=f"repo:{name}:{hole.line + 1}",
+            )
+        )
+    return found
+
+
+def repo_cases(
+    root: Path, say: Callable[[str], None] = lambda message: None, per_file: int = 4, seed: int = 0
+) -> tuple[list[Case], list[Case]]:
+    """A repository's holes as cases: (those of its training files, those of its held-out
+    files), `per_file` holes in each file."""
+    train, held = split_files(root)
+    train_holes, held_holes = holes(train, per_file, seed, root), holes(held, per_file, seed, root)
+    say(
+        f"replaying {root}: {len(train_holes)} holes in {len(train)} training files, "
+        f"{len(held_holes)} in {len(held)} held-out files"
+    )
+    return cases(train_holes, root), cases(held_holes, root)
+
+
+def stdlib_cases(count: int, seed: int = 0) -> list[Case]:
+    """A regression set nobody on the team wrote: one hole in each of `count` top-level modules
+    of the running Python's standard library, chosen by a hash of their names (the same set
+    for the same Python version)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    modules = sorted(root.glob("*.py"), key=lambda path: stable_fraction(path.name))
+    chosen = [path for path in modules if readable(path) is not None][:count]
+    return cases(holes(chosen, 1, seed, root), root)

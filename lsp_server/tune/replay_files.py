@@ -54,12 +54,12 @@ class Hole:
         return head + ("\n" + "\n".join(rest) if rest else ""), len(head)
 
 
-def _stable_fraction(key: str) -> float:
+def stable_fraction(key: str) -> float:
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _readable(path: Path) -> str | None:
+def readable(path: Path) -> str | None:
     """The file's text, or None when it is not code a user types (binary, huge, minified,
     generated)."""
     try:
@@ -86,7 +86,7 @@ def source_files(root: Path) -> list[Path]:
             continue
         if relative[-1].startswith(".") or path.suffix.lower() not in EXTENSIONS:
             continue
-        if path.is_file() and _readable(path) is not None:
+        if path.is_file() and readable(path) is not None:
             found.append(path)
     return found
 
@@ -96,7 +96,7 @@ def split_files(root: Path, held_out: float = 0.2) -> tuple[list[Path], list[Pat
     to `root` falls below `held_out`. With two or more files at least one is held out (the
     lowest hash), so a small repository still has something to measure on."""
     files = source_files(root)
-    keys = {path: _stable_fraction(path.relative_to(root).as_posix()) for path in files}
+    keys = {path: stable_fraction(path.relative_to(root).as_posix()) for path in files}
     held = [path for path in files if keys[path] < held_out]
     if not held and len(files) >= 2 and held_out > 0:
         held = [min(files, key=keys.__getitem__)]
@@ -165,7 +165,7 @@ def holes(files: list[Path], per_file: int, seed: int, root: Path | None = None)
     given, so that a checkout elsewhere replays the same positions)."""
     found: list[Hole] = []
     for path in files:
-        text = _readable(path)
+        text = readable(path)
         if text is None:
             continue
         name = path.relative_to(root).as_posix() if root is not None else path.as_posix()
