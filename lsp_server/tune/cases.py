@@ -6,18 +6,25 @@ suggestion they accepted (or what they wrote instead of one they rejected), rebu
 feedback store's prefix and suffix, or a line of a replayed repository. Asking goes through
 `Completer.complete` exactly as `hintwise complete` does (the same context, prompt, token healing,
 stop rules and post-processing), so "exact" means the user would have been shown what they kept.
-The acceptance gate is left out: the question is what the model says, not whether it is shown.
+Every request is an invoked one (`automatic=False`): the acceptance gate scores it but hides
+nothing, so each answer also carries the gate's features, on which the gate can be retrained for
+the model it guards (replay_gate.py). The time limit is generous: a busy machine must not cut an
+answer short, since the question is what the model says, not how fast this machine is today.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.completion.completer import Completer
-from hintwise.lsp_server.config import CompletionSettings
+from hintwise.lsp_server.config import CompletionSettings, Settings
+from hintwise.lsp_server.gate.keeper import Gatekeeper
+from hintwise.models.gate.features import FEATURE_VERSION
 from hintwise.models.tune.examples import Example
 from hintwise.models.worker import ModelWorker
 from hintwise.telemetry.kept import Kept
@@ -44,12 +51,32 @@ def from_kept(row: Kept) -> Case:
     )
 
 
+def chars_saved(suggestion: str, kept: str) -> int:
+    """The longest common start of a suggestion and the text the user kept (trailing
+    whitespace aside): what accepting it and deleting from its first wrong character saves."""
+    suggestion, kept = suggestion.rstrip(), kept.rstrip()
+    same = 0
+    for mine, theirs in zip(suggestion, kept, strict=False):
+        if mine != theirs:
+            break
+        same += 1
+    return same
+
+
 @dataclass(frozen=True)
 class Answer:
     case: Case
     suggestion: str
     prompt: tuple[int, ...]  # the token ids the engine built (empty: no model call)
     healed: str  # text the prompt gave back for token healing; the model re-creates it first
+    gate: dict = field(default_factory=dict)  # the gate's features by stage, as the store keeps
+
+    @property
+    def group(self) -> str:
+        """Rows alike in kind: the replayed file, or the store."""
+        return (
+            self.case.origin.rsplit(":", 1)[0] if self.case.origin.startswith("repo:") else "store"
+        )
 
     @property
     def exact(self) -> bool:
@@ -60,10 +87,9 @@ class Answer:
 
     @property
     def chars_saved(self) -> int:
-        """Characters the user would not have typed: all of an exact suggestion, or of one
-        that is the start of what they kept; a suggestion that goes wrong saves nothing."""
-        text = self.suggestion.rstrip()
-        return len(text) if text and self.case.expected.startswith(text) else 0
+        """Characters the user would not have typed: the longest common start of the
+        suggestion and what they kept (they accept it and delete from its first wrong one)."""
+        return chars_saved(self.suggestion, self.case.expected)
 
     def example(self) -> Example | None:
         """The training example: this prompt, and the kept text after the healed part."""
@@ -77,29 +103,46 @@ class Answer:
         )
 
 
+def asking_settings(settings: CompletionSettings, case: Case) -> CompletionSettings:
+    """The completion settings a case is asked with: the user's, with a generous time limit
+    and no pre-warming; one line at a time for a replayed line (its hole is one line)."""
+    single = not case.origin.startswith("store:")
+    return dataclasses.replace(
+        settings,
+        multiline="never" if single else settings.multiline,
+        prewarm=False,
+        time_limit_ms=max(settings.time_limit_ms, 10_000),
+    )
+
+
 def ask(
     worker: ModelWorker,
     cases: Sequence[Case],
-    settings: CompletionSettings,
+    settings: Settings,
     progress: Callable[[int], None] = lambda done: None,
 ) -> list[Answer]:
     """Every case through the completion pipeline, one after the other, in order."""
-    completer = Completer(worker)
+    gate = Gatekeeper(settings.gate, settings.data_path, now=time.monotonic)
+    completer = Completer(worker, settings.model_spec(), gate=gate)
 
     async def run() -> list[Answer]:
         answers = []
         for number, case in enumerate(cases):
             uri = f"file:///hintwise-tune/{number}"
             document = Document(uri, case.language, 0, case.text, "utf-32")
-            result = await completer.complete(document, case.offset, settings, automatic=False)
+            asked = asking_settings(settings.completion, case)
+            result = await completer.complete(document, case.offset, asked, automatic=False)
             completer.forget(uri)
             engine = result.engine
+            gate: dict = {"version": FEATURE_VERSION}
+            gate.update({stage: verdict.features for stage, verdict in result.verdicts.items()})
             answers.append(
                 Answer(
                     case,
                     result.text or "",
                     tuple(engine.prompt) if engine is not None and engine.prompt else (),
                     engine.healed if engine is not None else "",
+                    gate,
                 )
             )
             progress(number + 1)

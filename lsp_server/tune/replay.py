@@ -30,7 +30,8 @@ from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings, Settings
 from hintwise.lsp_server.gate.keeper import Gatekeeper
-from hintwise.lsp_server.tune.cases import Case
+from hintwise.lsp_server.tune.cases import Case, chars_saved
+from hintwise.lsp_server.tune.decide import wilson
 from hintwise.lsp_server.tune.replay_files import (
     Hole,
     holes,
@@ -83,16 +84,10 @@ class ReplayRow:
         """What the model should generate after `prompt`: the healed text, then the hidden."""
         return self.healed + self.hole.hidden
 
-
-def chars_saved(suggestion: str, hidden: str) -> int:
-    """The longest common prefix of the suggestion and the hidden text (see the module doc)."""
-    suggestion, hidden = suggestion.rstrip(), hidden.rstrip()
-    kept = 0
-    for mine, theirs in zip(suggestion, hidden, strict=False):
-        if mine != theirs:
-            break
-        kept += 1
-    return kept
+    @property
+    def group(self) -> str:
+        """Rows alike in kind (the gate's bootstrap resamples whole groups): the file."""
+        return str(self.hole.path)
 
 
 def replay_settings(settings: CompletionSettings) -> CompletionSettings:
@@ -162,16 +157,6 @@ def replay(
         return rows
 
     return asyncio.run(ask_all())
-
-
-def wilson(successes: int, total: int) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion (as fractions)."""
-    if total == 0:
-        return (math.nan, math.nan)
-    z, p = 1.96, successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (round(centre - half, 4), round(centre + half, 4))
 
 
 def _rates(rows: Sequence[ReplayRow]) -> dict:

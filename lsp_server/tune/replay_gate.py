@@ -16,12 +16,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from hintwise.lsp_server.config import Settings
 from hintwise.lsp_server.gate.keeper import Gatekeeper, personal_dir
-from hintwise.lsp_server.tune.replay import ReplayRow
 from hintwise.models.gate import metrics, train
 from hintwise.models.gate import model as gate_model
 from hintwise.models.gate.features import FEATURE_VERSION, STAGES, vector
@@ -32,7 +32,19 @@ MIN_FILE_CLUSTERS = 8  # fewer held-out files: the bootstrap resamples rows inst
 ROUNDS = 1000
 
 
-def gate_data(rows: Sequence[ReplayRow]) -> train.Data:
+class GateRow(Protocol):
+    """A replayed suggestion as the gate learns from it (a ReplayRow, or an Answer of
+    `hintwise tune`)."""
+
+    @property
+    def gate(self) -> dict: ...
+    @property
+    def exact(self) -> bool: ...
+    @property
+    def group(self) -> str: ...
+
+
+def gate_data(rows: Sequence[GateRow]) -> train.Data:
     """The rows the gate can learn from (a suggestion was shown: both stages scored), as the
     trainer's matrices; label = exact, group = the file."""
     usable = [
@@ -48,7 +60,7 @@ def gate_data(rows: Sequence[ReplayRow]) -> train.Data:
             -1, len(STAGES["post"])
         ),
         labels=np.array([row.exact for row in usable], dtype=bool),
-        groups=np.array([str(row.hole.path) for row in usable]),
+        groups=np.array([row.group for row in usable]),
         times=np.arange(len(usable), dtype=np.float64),
     )
 
@@ -107,8 +119,8 @@ def _too_little(train_data: train.Data, held: train.Data) -> str | None:
 
 
 def retrain_gate(
-    train_rows: Sequence[ReplayRow],
-    heldout_rows: Sequence[ReplayRow],
+    train_rows: Sequence[GateRow],
+    heldout_rows: Sequence[GateRow],
     settings: Settings,
     install: bool,
 ) -> dict:

@@ -104,7 +104,7 @@ class Run:
     def _save(self, name: str, value: Any) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         temporary = self.work / f".{name}.partial"
-        temporary.write_text(json.dumps(value))
+        temporary.write_text(json.dumps(value, default=_plain))
         temporary.replace(self.work / name)
 
     def out_of_time(self) -> bool:
@@ -130,7 +130,7 @@ class Run:
                 answers += tune_cases.ask(
                     worker,
                     chunk,
-                    self.settings.completion,
+                    self.settings,
                     self._counter(name, len(answers), len(cases)),
                 )
                 self._save(f"answers-{name}.json", [_row(answer) for answer in answers])
@@ -149,6 +149,13 @@ class Run:
         return paired([a.exact for a in base], [a.exact for a in tuned])
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars (the gate's figures) as Python numbers, for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _with_adapter(settings: Settings, adapter: Path | None) -> Settings:
     value = str(adapter) if adapter is not None else "none"
     changed, _ = apply(settings, {"model.adapter": value})
@@ -161,11 +168,12 @@ def _row(answer: Answer) -> dict[str, Any]:
         "suggestion": answer.suggestion,
         "prompt": list(answer.prompt),
         "healed": answer.healed,
+        "gate": answer.gate,
     }
 
 
 def _answer(case: Case, row: dict[str, Any]) -> Answer:
-    return Answer(case, row["suggestion"], tuple(row["prompt"]), row["healed"])
+    return Answer(case, row["suggestion"], tuple(row["prompt"]), row["healed"], row["gate"])
 
 
 def case_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
@@ -222,9 +230,9 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
             "code now: hintwise tune --from-repo PATH"
         )
     if options.repo:
-        from hintwise.lsp_server.tune import repo
+        from hintwise.lsp_server.tune import replay
 
-        repo_train, repo_held = repo.cases(Path(options.repo), say)
+        repo_train, repo_held = replay.repo_cases(Path(options.repo), say)
         train += repo_train[: options.max_train]
         held += repo_held
     regression = regression_cases(options)
@@ -234,11 +242,11 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
 
 
 def regression_cases(options: Options) -> list[Case]:
-    from hintwise.lsp_server.tune import data, repo
+    from hintwise.lsp_server.tune import data, replay
 
     if options.regression:
         return data.fim_cases(Path(options.regression), options.regression_rows)
-    return repo.stdlib_cases(options.regression_rows)
+    return replay.stdlib_cases(options.regression_rows)
 
 
 def execute(
@@ -254,6 +262,7 @@ def execute(
     base_train = run.answers("base-train", cases["train"], None)
     base_held = run.answers("base-held", cases["held"], None)
     base_regression = run.answers("base-regression", cases["regression"], None)
+    gate = retrain_gate(run, base_train, base_held)
     examples = run.examples(base_train)
     per_case = _seconds_per_case(run)
     reserve = per_case * (len(cases["held"]) + len(cases["regression"])) + 60
@@ -290,15 +299,39 @@ def execute(
             "final_loss": trained.losses[-1] if trained.losses else None,
         },
         "adapter_bytes": adapter.stat().st_size,
+        "gate": gate,
         "run_seconds": round(time.monotonic() - run.started, 1),
     }
     outcome = Outcome("done", decision.reason, decision.install, str(run_dir), figures)
     report = dataclasses.asdict(outcome) | {"base_model": str(run.base)}
-    (run_dir / adapters.REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    (run_dir / adapters.REPORT_FILE).write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     if decision.install:
         adapters.install(run.settings.data_path, run.base, run_dir)
     shutil.rmtree(run.work, ignore_errors=True)  # the next run starts from the new data
     return outcome
+
+
+def retrain_gate(run: Run, train: Sequence[Answer], held: Sequence[Answer]) -> dict[str, Any]:
+    """The acceptance gate retrained on the base model's own answers to the replayed files
+    (exact = accepted), installed by the same better-or-nothing rule (replay_gate.py); once per
+    run. Without a replay there is nothing new for it: `hintwise gate train` learns from the
+    store."""
+    saved = run._load("gate.json")
+    if saved is not None:
+        return saved
+    if not run.options.repo:
+        result: dict[str, Any] = {"reason": "no replay (--from-repo): the gate is unchanged"}
+    else:
+        from hintwise.lsp_server.tune import replay_gate
+
+        result = replay_gate.retrain_gate(
+            [answer for answer in train if answer.case.origin.startswith("repo:")],
+            [answer for answer in held if answer.case.origin.startswith("repo:")],
+            run.settings,
+            install=True,
+        )
+    run._save("gate.json", result)
+    return result
 
 
 def _run_dir(run: Run) -> Path:
