@@ -48,12 +48,32 @@ _LABELS = {
     help="Also replay this repository (hide a line, ask, compare): a day-one adapter.",
 )
 @click.option("--max-minutes", type=float, default=60.0, show_default=True, help="Time limit.")
-@click.option("--max-examples", type=int, default=400, show_default=True)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(1),
+    default=400,
+    show_default=True,
+    help="At most this many training examples (each source's most recent or a sample).",
+)
+@click.option(
+    "--holes-per-file",
+    type=click.IntRange(1, 1000),
+    default=4,
+    show_default=True,
+    help="With --from-repo: lines replayed in each file.",
+)
 @click.option(
     "--regression",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A HumanEval single-line infilling file to use as the regression set "
     "(default: lines of the installed Python standard library).",
+)
+@click.option(
+    "--regression-size",
+    type=click.IntRange(0, 10_000),
+    default=100,
+    show_default=True,
+    help="Cases in the regression set.",
 )
 @click.option("--status", is_flag=True, help="Show the installed adapter and unfinished runs.")
 @click.option("--revert", is_flag=True, help="Go back to the adapter installed before.")
@@ -71,7 +91,9 @@ def tune(
     repo: Path | None,
     max_minutes: float,
     max_examples: int,
+    holes_per_file: int,
     regression: Path | None,
+    regression_size: int,
     status: bool,
     revert: bool,
     import_dir: Path | None,
@@ -90,7 +112,10 @@ def tune(
     elif import_dir is not None:
         _echo(_import(settings, base, import_dir), as_json)
     else:
-        _train(settings, base, since_ms, repo, max_minutes, max_examples, regression, as_json)
+        options = _options(
+            since_ms, repo, (max_examples, holes_per_file), regression, regression_size
+        )
+        _train(settings, base, options, max_minutes, as_json)
 
 
 def _base(settings: config.Settings) -> Path:
@@ -232,26 +257,33 @@ class _Bars:
             self.bar = None
 
 
-def _train(
-    settings: config.Settings,
-    base: Path,
+def _options(
     since_ms: int,
     repo: Path | None,
-    max_minutes: float,
-    max_examples: int,
+    sizes: tuple[int, int],
     regression: Path | None,
-    as_json: bool,
+    regression_size: int,
+) -> Any:
+    from hintwise.lsp_server.tune.run import Options
+
+    return Options(
+        since_ms=since_ms,
+        repo=str(repo.resolve()) if repo else "",
+        regression=str(regression.resolve()) if regression else "",
+        regression_rows=regression_size,
+        max_train=sizes[0],
+        per_file=sizes[1],
+    )
+
+
+def _train(
+    settings: config.Settings, base: Path, options: Any, max_minutes: float, as_json: bool
 ) -> None:
+    _quiet_hugging_face()
     train = _tune_module("train")
     from hintwise.lsp_server.tune import run as tune_run
 
     _lower_priority()
-    options = tune_run.Options(
-        since_ms=since_ms,
-        repo=str(repo.resolve()) if repo else "",
-        regression=str(regression.resolve()) if regression else "",
-        max_train=max_examples,
-    )
     deadline = time.monotonic() + max_minutes * 60
     bars = _Bars()
     say = (lambda message: None) if as_json else (lambda m: click.echo(m, err=True))
@@ -274,6 +306,24 @@ def _train(
     finally:
         bars.close()
     _echo(_outcome_json(outcome), as_json)
+
+
+def _quiet_hugging_face() -> None:
+    """Nothing from the hub, ever (the base model is the local GGUF), and no library chatter
+    in the middle of the progress bars."""
+    for name, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("HF_DATASETS_OFFLINE", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("TQDM_DISABLE", "1"),
+    ):
+        os.environ.setdefault(name, value)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
 def _lower_priority() -> None:

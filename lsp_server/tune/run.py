@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ class Options:
     regression: str = ""  # a HumanEval-format file; empty: the standard library replay
     regression_rows: int = 100
     max_train: int = 400
+    per_file: int = 4  # holes replayed in each file of the repository
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
 
 
@@ -232,8 +234,11 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
     if options.repo:
         from hintwise.lsp_server.tune import replay
 
-        repo_train, repo_held = replay.repo_cases(Path(options.repo), say)
-        train += repo_train[: options.max_train]
+        repo_train, repo_held = replay.repo_cases(Path(options.repo), say, options.per_file)
+        if len(repo_train) > options.max_train:  # a sample of every file, not the first ones
+            random.Random(0).shuffle(repo_train)
+            repo_train = repo_train[: options.max_train]
+        train += repo_train
         held += repo_held
     regression = regression_cases(options)
     found = {"train": train, "held": held, "regression": regression}
