@@ -90,6 +90,7 @@ def complete(
             column=col,
             model_path=info.path,
             fim_family=info.fim_family,
+            adapter=info.adapter,
             load_ms=round(load_ms, 1),
             prepare_ms=round(prepare_ms, 1),
         )

@@ -6,10 +6,12 @@ suggestion they accepted (or what they wrote instead of one they rejected), rebu
 feedback store's prefix and suffix, or a line of a replayed repository. Asking goes through
 `Completer.complete` exactly as `hintwise complete` does (the same context, prompt, token healing,
 stop rules and post-processing), so "exact" means the user would have been shown what they kept.
-Every request is an invoked one (`automatic=False`): the acceptance gate scores it but hides
-nothing, so each answer also carries the gate's features, on which the gate can be retrained for
-the model it guards (replay_gate.py). The time limit is generous: a busy machine must not cut an
-answer short, since the question is what the model says, not how fast this machine is today.
+Every request is asked as the editor asks while the user types (`automatic=True`: the candidate
+search of automatic requests, which is what a user is shown), with the gate's thresholds at 0 so
+that it scores every answer but hides none: each answer carries the gate's features, on which
+the gate can be retrained for the model it guards (replay_gate.py). The time limit is generous:
+a busy machine must not cut an answer short, since the question is what the model says, not how
+fast this machine is today.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def ask(
     progress: Callable[[int], None] = lambda done: None,
 ) -> list[Answer]:
     """Every case through the completion pipeline, one after the other, in order."""
-    gate = Gatekeeper(settings.gate, settings.data_path, now=time.monotonic)
+    scoring = dataclasses.replace(settings.gate, pre_threshold=0.0, post_threshold=0.0)
+    gate = Gatekeeper(scoring, settings.data_path, now=time.monotonic)
     completer = Completer(worker, settings.model_spec(), gate=gate)
 
     async def run() -> list[Answer]:
@@ -131,7 +134,7 @@ def ask(
             uri = f"file:///hintwise-tune/{number}"
             document = Document(uri, case.language, 0, case.text, "utf-32")
             asked = asking_settings(settings.completion, case)
-            result = await completer.complete(document, case.offset, asked, automatic=False)
+            result = await completer.complete(document, case.offset, asked, automatic=True)
             completer.forget(uri)
             engine = result.engine
             gate: dict = {"version": FEATURE_VERSION}

@@ -237,13 +237,20 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
         repo_train, repo_held = replay.repo_cases(Path(options.repo), say, options.per_file)
         if len(repo_train) > options.max_train:  # a sample of every file, not the first ones
             random.Random(0).shuffle(repo_train)
-            repo_train = repo_train[: options.max_train]
+            repo_train = sorted(repo_train[: options.max_train], key=_file_order)
         train += repo_train
         held += repo_held
     regression = regression_cases(options)
     found = {"train": train, "held": held, "regression": regression}
     run._save("cases.json", {name: case_rows(cases) for name, cases in found.items()})
     return found
+
+
+def _file_order(case: Case) -> tuple[str, int]:
+    """Holes of one file together, top to bottom: llama.cpp then reuses the cached start of
+    the prompt from one hole to the next, as it does for a user moving down a file."""
+    name, _, line = case.origin.rpartition(":")
+    return name, int(line) if line.isdigit() else 0
 
 
 def regression_cases(options: Options) -> list[Case]:

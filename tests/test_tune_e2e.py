@@ -1,0 +1,98 @@
+"""`hintwise tune` end to end on a store written by the real Writer, with the real bundled model:
+paused by its time limit and resumed, an adapter trained, written as GGUF, judged on the held-out
+quarter and installed or refused, and then loaded to serve a suggestion.
+
+Tiny on purpose (8 training examples, 2 steps): CI proves the loop works, bench/tune.py measures
+whether it helps. Needs the tune extra (torch, transformers, PEFT).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, hintwise_command
+
+from hintwise.models.files import adapters
+from hintwise.telemetry import Event, Suggestion, Writer
+
+pytestmark = [pytest.mark.tune, pytest.mark.model]
+for _module in ("torch", "transformers", "peft"):
+    pytest.importorskip(_module, reason='needs the tune extra (pip install -e ".[tune]")')
+
+T0 = 1_790_000_000_000
+ROWS = 44  # the held-out quarter is the newest 11
+
+
+def write_store(path: Path) -> None:
+    """Accepted suggestions that survived, and rejected ones with what the user wrote instead."""
+    writer = Writer.start(path)
+    for n in range(ROWS):
+        sid, at = f"s{n:03}", T0 + n * 60_000
+        prefix = f"import logging\n\n\ndef handler_{n}(event):\n    log = "
+        kept = "logging.getLogger(__name__)"
+        suggested = kept if n % 3 else "None"
+        writer.record(
+            Suggestion(
+                id=sid,
+                created_ms=at,
+                language="python",
+                prompt=prefix,
+                prefix=prefix,
+                suffix=f"\n    log.info(event)\n    return {n}\n",
+                text=suggested,
+            )
+        )
+        if suggested == kept:
+            writer.record(Event(sid, "accepted", time_ms=at + 500))
+            writer.record(
+                Event(sid, "survival", time_ms=at + 30_500, check_after_s=30, similarity=1.0)
+            )
+        else:
+            writer.record(Event(sid, "rejected", time_ms=at + 500, reason="explicit"))
+            writer.record(Event(sid, "replacement", time_ms=at + 9_000, text=kept))
+    assert writer.close()
+
+
+def hintwise(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*hintwise_command(), *args], env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
+    server_env: dict[str, str], gemma_path: Path, tmp_path: Path
+) -> None:
+    env = {**server_env, "HINTWISE_DATA_DIR": str(tmp_path), "HINTWISE_MODEL": str(gemma_path)}
+    write_store(tmp_path / "telemetry.db")
+    tune = ["tune", "--json", "--max-examples", "8", "--regression-size", "3"]
+
+    paused = hintwise(env, *tune, "--max-minutes", "0.01")
+    assert paused.returncode == 3, paused.stderr
+    assert "run the same `hintwise tune` command again" in json.loads(paused.stdout)["message"]
+
+    done = hintwise(env, *tune, "--max-minutes", "30")
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout)
+    figures = outcome["figures"]
+    assert figures["examples"] == 8 and figures["training"]["steps"] >= 2
+    assert figures["held_out"]["base"]["n"] == ROWS // 4
+    assert figures["regression"]["base"]["n"] == 3
+    assert 0 < figures["adapter_bytes"] <= 8_000_000
+    run = Path(outcome["run_dir"])
+    report = json.loads((run / adapters.REPORT_FILE).read_text())
+    assert report["decision"] == outcome["decision"] and report["installed"] == outcome["installed"]
+
+    status = json.loads(hintwise(env, "tune", "--status", "--json").stdout)
+    assert [r["run"] for r in status["runs"]] == [run.name]
+    assert (status["installed"] is not None) == outcome["installed"]
+    if not outcome["installed"]:  # refused: install it anyway to see the server load it
+        adapters.install(tmp_path, gemma_path, run)
+
+    served = hintwise(env, "complete", f"{ROOT / 'examples' / 'primes.py'}:15:13", "--json")
+    assert served.returncode == 0, served.stderr[-3000:]
+    answer = json.loads(served.stdout)
+    assert answer["adapter"] == str(run / adapters.ADAPTER_FILE)
+    assert answer["text"], answer["reason"]
