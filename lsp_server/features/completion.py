@@ -45,6 +45,7 @@ async def suggest(
     offset = document.offset_at(position.line, position.character)
     outcomes = ls.feedback.completions
     outcomes.moved_to(uri, offset)
+    ls.engines.check_adapter()  # a new `hintwise tune` adapter: reloaded on the worker thread
     result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
     log.debug(
         "completion %s:%d → %r (%s, %.0f ms)",

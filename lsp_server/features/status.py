@@ -11,7 +11,8 @@ from hintwise.lsp_server.server import HintwiseServer
 def status(ls: HintwiseServer, params: Any) -> dict:
     """`{with_prompt?}` adds the last prompt's token ids and text."""
     with_prompt = bool(protocol.value_of(params, "with_prompt"))
-    return ls.status(with_prompt)
+    ls.engines.check_adapter()
+    return {**ls.status(with_prompt), "adapter": ls.engines.adapter_status()}
 
 
 def register(server: HintwiseServer) -> None:
