@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import hintwise_command
 from lora_file import base_shapes, write_lora
 from lsp_session import EXAMPLE, inline, open_document, session, status, wait_ready
 
@@ -182,3 +185,46 @@ async def test_a_broken_installed_adapter_falls_back_with_one_message(
         await status(client)
         said = [m.message for m in client.messages if "cannot be used" in m.message]
         assert len(said) == 1 and "base model" in said[0]
+
+
+def _hintwise(args: list[str], data: Path, model: Path | None = None):
+    env = {"HINTWISE_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
+    if model is not None:
+        env["HINTWISE_MODEL"] = str(model)
+    return subprocess.run(
+        [*hintwise_command(), *args], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+@pytest.mark.model
+def test_doctor_shows_the_adapter_and_names_a_broken_one_with_its_fix(
+    gemma_path: Path, tmp_path: Path
+) -> None:
+    _install(tmp_path, gemma_path, "r1", zero_b=True)
+    done = _hintwise(["doctor", "--json", "--no-speed"], tmp_path, gemma_path)
+    lora = json.loads(done.stdout)["model"]["adapter"]
+    assert lora["run_id"] == "r1" and lora["loaded"] and lora["size_bytes"] > 1_000_000
+    assert lora["report"] == {"decision": "installed", "user": {"exact": 0.4}}
+    text = _hintwise(["doctor", "--no-speed"], tmp_path, gemma_path).stdout
+    assert "adapter: run r1" in text and "user.exact 0.4" in text
+
+    _install(tmp_path, gemma_path, "r2", architecture="llama", targets=("attn_q",))
+    broken = _hintwise(["doctor", "--no-speed"], tmp_path, gemma_path)
+    assert broken.returncode == 1
+    assert "NOT USED, model arch and LoRA arch mismatch" in broken.stdout
+    assert "hintwise tune --revert" in broken.stdout
+
+
+def test_models_list_shows_the_adapters_of_each_model(gemma_path: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    linked = models / gemma_path.name
+    linked.symlink_to(gemma_path)
+    run = adapters.model_dir(tmp_path, linked) / "runs" / "r7"
+    run.mkdir(parents=True)
+    (run / adapters.ADAPTER_FILE).write_bytes(b"x" * 300_000)
+    adapters.install(tmp_path, linked, run)
+    listed = json.loads(_hintwise(["models", "list", "--json"], tmp_path).stdout)
+    assert listed["files"][0]["adapters"] == {"installed": "r7", "installed_mb": 0.3, "runs": 1}
+    text = _hintwise(["models", "list"], tmp_path).stdout
+    assert "LoRA adapters (hintwise tune): run r7 installed (0.3 MB), 1 run(s)" in text
