@@ -67,22 +67,24 @@ def bootstrap(values: list[float], share: float) -> list[float]:
     return [round(samples[int(0.025 * ROUNDS)], 1), round(samples[int(0.975 * ROUNDS)], 1)]
 
 
-def paired_ratio(base: list[float], lora: list[float], share: float = 0.5) -> dict:
-    """The adapter's percentile over the base's, with a paired bootstrap 95% interval."""
+def paired_ratios(base: list[float], lora: list[float], shares=(0.5, 0.9)) -> dict:
+    """The adapter's percentiles over the base's, with paired bootstrap 95% intervals (the same
+    resampled positions for both engines)."""
     rng = random.Random(1)
-    n = len(base)
-    samples = []
+    draws: dict[float, list[float]] = {share: [] for share in shares}
     for _ in range(ROUNDS):
-        picks = [rng.randrange(n) for _ in range(n)]
-        samples.append(
-            percentile([lora[i] for i in picks], share)
-            / percentile([base[i] for i in picks], share)
-        )
-    samples.sort()
-    return {
-        "ratio": round(percentile(lora, share) / percentile(base, share), 3),
-        "ci95": [round(samples[int(0.025 * ROUNDS)], 3), round(samples[int(0.975 * ROUNDS)], 3)],
-    }
+        picks = [rng.randrange(len(base)) for _ in base]
+        with_base, with_lora = [base[i] for i in picks], [lora[i] for i in picks]
+        for share, found in draws.items():
+            found.append(percentile(with_lora, share) / percentile(with_base, share))
+    result = {}
+    for share, found in draws.items():
+        found.sort()
+        result[f"p{round(share * 100)}_ratio"] = {
+            "ratio": round(percentile(lora, share) / percentile(base, share), 3),
+            "ci95": [round(found[int(0.025 * ROUNDS)], 3), round(found[int(0.975 * ROUNDS)], 3)],
+        }
+    return result
 
 
 def describe(base: list[float], lora: list[float]) -> dict:
@@ -100,8 +102,7 @@ def describe(base: list[float], lora: list[float]) -> dict:
             "p90": round(percentile(lora, 0.9), 1),
             "p90_ci95": bootstrap(lora, 0.9),
         },
-        "p50_ratio": paired_ratio(base, lora, 0.5),
-        "p90_ratio": paired_ratio(base, lora, 0.9),
+        **paired_ratios(base, lora),
     }
 
 
