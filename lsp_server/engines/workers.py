@@ -130,6 +130,8 @@ class EnginePool:
             base = model_path(local_settings(settings, choice.model), self._tell)
             self._registry = adapters.model_dir(settings.data_path, base)
             self._adapter_stamp = adapter.stamp(settings.model.adapter, self._registry)
+        else:
+            self.adapter = None  # a server's model: no local adapter
         return load_choice(
             settings,
             choice,
