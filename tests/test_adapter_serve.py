@@ -233,3 +233,27 @@ def test_models_list_shows_the_adapters_of_each_model(gemma_path: Path, tmp_path
     assert listed["files"][0]["adapters"] == {"installed": "r7", "installed_mb": 0.3, "runs": 1}
     text = _hintwise(["models", "list"], tmp_path).stdout
     assert "LoRA adapters (hintwise tune): run r7 installed (0.3 MB), 1 run(s)" in text
+
+
+def test_the_pool_says_a_problem_once_and_a_switch_in_the_log() -> None:
+    from hintwise.lsp_server.engines.workers import EnginePool
+
+    said: dict[str, list[str]] = {"warn": [], "note": []}
+    pool = EnginePool(
+        Settings(),
+        tell=lambda m: None,
+        warn=said["warn"].append,
+        error=lambda m: None,
+        note=said["note"].append,
+    )
+    first = adapter.loaded(AdapterState("installed", Path("/a/r1.gguf"), "r1"))
+    pool._adapter_loaded(first)
+    assert said == {"warn": [], "note": []}  # the first load: told with "model ready"
+    pool._adapter_loaded(adapter.loaded(AdapterState("none")))  # reverted
+    assert said["note"] == ["hintwise: completions now use the base model, no adapter"]
+    assert pool.adapter_status()["source"] == "none"
+    broken = adapter.refused(AdapterState("installed", Path("/a/r2.gguf"), "r2"), "arch mismatch")
+    pool._adapter_loaded(broken)
+    pool._adapter_loaded(broken)  # e.g. reloaded for a settings change: not said again
+    assert len(said["warn"]) == 1 and "arch mismatch" in said["warn"][0]
+    assert len(said["note"]) == 1  # the base model served before and serves now
