@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -52,10 +53,14 @@ def request(prefix: str, suffix: str) -> CompletionRequest:
     return CompletionRequest(prefix=prefix, suffix=suffix, max_tokens=24, time_limit_s=30)
 
 
-def timed(engine, req: CompletionRequest) -> tuple[float, str, int]:
+def timed(engine, req: CompletionRequest) -> tuple[float, str, float | None, float | None]:
+    """Total ms, the text, ms per decoded token, ms per evaluated prompt token."""
     started = time.perf_counter()
     result = engine.complete(req, lambda: False)
-    return (time.perf_counter() - started) * 1000, result.text, result.generated_tokens
+    total = (time.perf_counter() - started) * 1000
+    decode = result.generate_ms / result.generated_tokens if result.generated_tokens else None
+    prompt = result.prompt_ms / result.evaluated_tokens if result.evaluated_tokens > 8 else None
+    return total, result.text, decode, prompt
 
 
 def bootstrap(values: list[float], share: float) -> list[float]:
@@ -103,6 +108,21 @@ def describe(base: list[float], lora: list[float]) -> dict:
             "p90_ci95": bootstrap(lora, 0.9),
         },
         **paired_ratios(base, lora),
+        "median_paired_ratio": median_paired_ratio(base, lora),
+    }
+
+
+def median_paired_ratio(base: list[float], lora: list[float]) -> dict:
+    """The median over positions of adapter / base, each pair measured seconds apart (robust
+    to the machine's load drifting during the run), with a bootstrap 95% interval."""
+    ratios = [b and a / b for a, b in zip(lora, base, strict=True)]
+    rng = random.Random(2)
+    draws = sorted(
+        statistics.median(ratios[rng.randrange(len(ratios))] for _ in ratios) for _ in range(ROUNDS)
+    )
+    return {
+        "ratio": round(statistics.median(ratios), 3),
+        "ci95": [round(draws[int(0.025 * ROUNDS)], 3), round(draws[int(0.975 * ROUNDS)], 3)],
     }
 
 
@@ -120,9 +140,8 @@ def main() -> None:
         base = load_engine(settings_for(str(gguf), "none"))
         lora = load_engine(settings_for(str(gguf), str(lora_path)))
     assert lora.info.adapter and not base.info.adapter
-    times: dict[str, dict[str, list[float]]] = {
-        kind: {"base": [], "adapter": []} for kind in ("cold", "warm")
-    }
+    kinds = ("cold", "warm", "decode_ms_per_token", "prompt_ms_per_token")
+    times: dict[str, dict[str, list[float]]] = {k: {"base": [], "adapter": []} for k in kinds}
     same = 0
     found = positions(args.positions)
     for index, position in enumerate(found):
@@ -139,9 +158,12 @@ def main() -> None:
         texts: dict[str, list[str]] = {"base": [], "adapter": []}
         for name, engine in order:
             for kind, req in steps.items():
-                ms, text, _ = timed(engine, req)
+                ms, text, decode, prompt = timed(engine, req)
                 times[kind][name].append(ms)
                 texts[name].append(text)
+                times["decode_ms_per_token"][name].append(decode or 0.0)
+                if kind == "cold":  # a cold prompt: hundreds of tokens evaluated
+                    times["prompt_ms_per_token"][name].append(prompt or 0.0)
         same += texts["base"] == texts["adapter"]
         print(f"{index + 1}/{len(found)}", end="\r", file=sys.stderr)
     report = {
