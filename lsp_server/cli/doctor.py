@@ -15,6 +15,7 @@ import click
 from hintwise.lsp_server import config
 from hintwise.lsp_server.cli.common import model_option, overrides, settings_with, url_option
 from hintwise.lsp_server.code.syntax import installed_grammars
+from hintwise.lsp_server.engines.adapter import AdapterState
 from hintwise.lsp_server.engines.choice import (
     FEATURES,
     EngineChoice,
@@ -179,11 +180,16 @@ def _check_local_model(
         chat_template=bool(header.chat_template),
     )
     started = time.perf_counter()
+    lora: list[AdapterState] = []
     try:
-        engine = load_engine(settings)
+        engine = load_engine(settings, on_adapter=lora.append)
     except Exception as error:
         problems.append(str(error))
         return
+    if lora and lora[0].source != "none":
+        model["adapter"] = lora[0].describe()
+        if lora[0].problem:
+            problems.append(lora[0].message(path.name))
     model.update(
         load_ms=round((time.perf_counter() - started) * 1000, 1),
         fim=engine.info.fim_family,
@@ -211,6 +217,31 @@ def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
     if keeper.model is not None:
         described["label"] = keeper.model.label
     return described
+
+
+def _adapter_lines(lora: dict | None) -> list[str]:
+    """The LoRA adapter completions use: which, how big, what its run measured; or why not."""
+    if not lora:
+        return []
+    which = f"run {lora['run_id']}" if lora.get("run_id") else "model.adapter"
+    if lora.get("problem"):
+        return [f"  adapter ({which}): NOT USED, {lora['problem']}; fix: {lora['fix']}"]
+    size = (lora.get("size_bytes") or 0) / 1e6
+    lines = [f"  adapter: {which}, {lora['path']} ({size:.1f} MB), for completions"]
+    flat = _flatten(lora.get("report") or {})
+    if flat:
+        lines.append("  its report: " + ", ".join(f"{k} {v}" for k, v in flat.items()))
+    return lines
+
+
+def _flatten(report: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = round(value, 3) if isinstance(value, float) else value
+    return flat
 
 
 def _static_lines(checks: dict) -> list[str]:
@@ -242,6 +273,7 @@ def render(report: dict) -> str:
                 f"  loaded in {model['load_ms']:.0f} ms, {model['threads']} threads, "
                 f"n_ctx {model['n_ctx']}"
             )
+        lines += _adapter_lines(model.get("adapter"))
         if model.get("amx_workaround"):
             lines.append(
                 "  this CPU has AMX: llama.cpp's AMX weight buffers are off (they crash at the "

@@ -63,13 +63,14 @@ def list_models(as_json: bool) -> None:
             entry["install"] = model.install_hint
         elif (path := _bundled_path(name, directory)) is not None:
             entry["card"] = describe(path).to_json()
+            entry["adapters"] = _adapters(path)
         else:
             entry["note"] = "prepared on first use"
         bundled_entries.append(entry)
     report: dict[str, Any] = {
         "bundled": bundled_entries,
         "directory": str(directory),
-        "files": [describe(path).to_json() for path in files],
+        "files": [{**describe(path).to_json(), "adapters": _adapters(path)} for path in files],
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -83,12 +84,39 @@ def list_models(as_json: bool) -> None:
         if "card" in entry:
             card = ModelCard(**entry["card"])
             click.echo(f"  {'':14} {card.size_mb} MB, {card.summary()}")
+            _echo_adapters(entry.get("adapters"), 17)
     click.echo(f"\nFiles in {directory} (hintwise --model FILE.gguf):")
     if not report["files"]:
         click.echo("  none yet (hintwise models add PATH|hf://OWNER/REPO/FILE.gguf adds one)")
     for entry in report["files"]:
+        found = entry.pop("adapters", None)
         card = ModelCard(**entry)
         click.echo(f"  {card.file:40} {card.size_mb:>8} MB  {card.summary()}")
+        _echo_adapters(found, 4)
+
+
+def _adapters(path: Path) -> dict:
+    """The LoRA adapters `hintwise tune` made for this model: the installed one, and how many."""
+    from hintwise.models.files import adapters
+
+    data = config.from_environment().data_path
+    current = adapters.installed(data, path)
+    return {
+        "installed": current.run_id if current else None,
+        "installed_mb": round(current.size_bytes / 1e6, 1) if current else None,
+        "runs": len(adapters.runs(data, path)),
+    }
+
+
+def _echo_adapters(found: dict | None, indent: int) -> None:
+    if not found or not found["runs"]:
+        return
+    current = (
+        f"run {found['installed']} installed ({found['installed_mb']} MB)"
+        if found["installed"]
+        else "none installed"
+    )
+    click.echo(f"{'':{indent}}LoRA adapters (hintwise tune): {current}, {found['runs']} run(s)")
 
 
 @models.command("pull")

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hintwise.lsp_server.config import Settings
+from hintwise.lsp_server.engines import adapter
+from hintwise.lsp_server.engines.adapter import AdapterState
 from hintwise.models.engine import Engine
 from hintwise.models.errors import EngineUnavailable, ModelLoadError, ModelNotFound
-from hintwise.models.files import adapters, bundled
+from hintwise.models.files import bundled
 from hintwise.models.http.engine import HttpEngine
 from hintwise.models.http.options import HttpOptions
 from hintwise.models.llama.engine import LlamaEngine
@@ -123,45 +125,61 @@ def load_choice(
     choice: EngineChoice,
     notify: Callable[[str], None] = lambda _: None,
     on_status: StatusCallback = lambda state, message: None,
+    on_adapter: Callable[[AdapterState], None] | None = None,
 ) -> Engine:
     """Load the engine `choice` names. A server that is down does not fail the load (the
     engine keeps trying, and reports through `on_status`); a bad setting does."""
     if choice.kind == "http":
         return HttpEngine(http_options(settings, choice), on_status=on_status)
-    return load_engine(local_settings(settings, choice.model), notify)
+    return load_engine(local_settings(settings, choice.model), notify, on_adapter)
 
 
 def adapter_path(settings: Settings, base: Path, notify: Callable[[str], None]) -> Path | None:
     """The GGUF LoRA `model.adapter` selects for `base`: the installed one by default, none
-    for `none`, else the path given. A path that does not exist is reported and skipped: the
+    for `none`, else the path given. One that cannot be used is reported and skipped: the
     base model still serves."""
-    choice = settings.model.adapter.strip()
-    if choice.lower() == "none":
+    state = adapter.pick(settings.model.adapter, settings.data_path, base)
+    if state.problem:
+        notify(state.message(base.name))
         return None
-    if not choice:
-        installed = adapters.installed(settings.data_path, base)
-        return installed.path if installed else None
-    path = Path(choice).expanduser()
-    if not path.is_file():
-        notify(f"model.adapter: {path} does not exist; completions use the base model.")
-        return None
-    return path
+    return state.path
 
 
-def load_engine(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> LlamaEngine:
+def _open(settings: Settings, path: Path, lora: Path | None) -> LlamaEngine:
+    return LlamaEngine(
+        path,
+        name=settings.model.name if not settings.model.path else path.name,
+        n_ctx=settings.model.context_length,
+        threads=settings.model.threads,
+        prompt_threads=settings.model.prompt_threads,
+        gpu_layers=settings.model.gpu_layers,
+        adapter=lora,
+    )
+
+
+def load_engine(
+    settings: Settings,
+    notify: Callable[[str], None] = lambda _: None,
+    on_adapter: Callable[[AdapterState], None] | None = None,
+) -> LlamaEngine:
     """Load the configured local model; raises ModelNotFound or ModelLoadError with a user
-    message."""
+    message. An adapter llama.cpp refuses leaves the base model loaded: `on_adapter` gets
+    what became of the adapter (without it, a problem goes to `notify`)."""
     path = model_path(settings, notify)
-    name = settings.model.name if not settings.model.path else path.name
+    state = adapter.pick(settings.model.adapter, settings.data_path, path)
     try:
-        return LlamaEngine(
-            path,
-            name=name,
-            n_ctx=settings.model.context_length,
-            threads=settings.model.threads,
-            prompt_threads=settings.model.prompt_threads,
-            gpu_layers=settings.model.gpu_layers,
-            adapter=adapter_path(settings, path, notify),
-        )
+        try:
+            engine = _open(settings, path, None if state.problem else state.path)
+            state = adapter.loaded(state)
+        except ModelLoadError as error:
+            if state.path is None or state.problem:
+                raise
+            state = adapter.refused(state, str(error).split(f"to {path.name}: ", 1)[-1])
+            engine = _open(settings, path, None)
     except ModelLoadError as error:
         raise ModelLoadError(f"cannot load the model {path}: {error}") from None
+    if on_adapter is not None:
+        on_adapter(state)
+    elif state.problem:
+        notify(state.message(path.name))
+    return engine

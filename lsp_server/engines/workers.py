@@ -9,18 +9,25 @@ of a keystroke. Health changes of remote engines are told to the user once per c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hintwise.lsp_server.config import Settings
+from hintwise.lsp_server.engines import adapter
+from hintwise.lsp_server.engines.adapter import AdapterState
 from hintwise.lsp_server.engines.choice import (
     FEATURES,
     EngineChoice,
     StatusCallback,
     choice_for,
     load_choice,
+    local_settings,
+    model_path,
 )
 from hintwise.models.engine import Engine, HealthReporter
+from hintwise.models.files import adapters
 from hintwise.models.worker import ModelWorker, Priority
 
 Say = Callable[[str], None]
@@ -66,8 +73,13 @@ def _spec(settings: Settings, choice: EngineChoice) -> tuple:
         model.threads,
         model.prompt_threads,
         model.gpu_layers,
+        model.adapter,
         settings.data_dir,
     )
+
+
+def _in_use(state: AdapterState) -> Path | None:
+    return state.path if state.loaded else None
 
 
 class EnginePool:
@@ -83,6 +95,12 @@ class EnginePool:
         self.features: dict[str, ModelWorker] = {}
         self._feature_specs: dict[str, tuple] = {}
         self._spec: tuple | None = None
+        # The completion model's adapter: what became of it, and the stamp it was loaded at.
+        self.adapter: AdapterState | None = None
+        self._registry: Path | None = None
+        self._adapter_stamp: tuple | None = None
+        self._adapter_checked = -1e9
+        self._adapter_told: set[str] = set()
         self.completion = ModelWorker(
             self._load_completion, on_state=self._completion_state, name="hintwise-model"
         )
@@ -103,10 +121,62 @@ class EnginePool:
         self._apply_features()
 
     def _load_completion(self) -> Engine:
-        choice = choice_for(self.settings, "completion")
+        """On the worker thread: the stamp is taken before the load, so an adapter installed
+        while the model loads is picked up by the next check."""
+        settings = self.settings
+        choice = choice_for(settings, "completion")
+        self._registry, self._adapter_stamp = None, None
+        if choice.kind == "local":
+            base = model_path(local_settings(settings, choice.model), self._tell)
+            self._registry = adapters.model_dir(settings.data_path, base)
+            self._adapter_stamp = adapter.stamp(settings.model.adapter, self._registry)
+        else:
+            self.adapter = None  # a server's model: no local adapter
         return load_choice(
-            self.settings, choice, self._tell, self._status_callback("completion", choice)
+            settings,
+            choice,
+            self._tell,
+            self._status_callback("completion", choice),
+            self._adapter_loaded,
         )
+
+    def _adapter_loaded(self, state: AdapterState) -> None:
+        """Say once what became of the adapter: a refused one (warning, with the fix), a new
+        one or a revert picked up while running (a log line, no popup)."""
+        previous, self.adapter = self.adapter, state
+        model = Path(self.settings.model.path or self.settings.model.name).name
+        if state.problem:
+            message = state.message(model)
+            if message not in self._adapter_told:
+                self._adapter_told.add(message)
+                self._warn(message)
+        elif previous is not None and _in_use(previous) != _in_use(state):
+            used = f"the adapter {state.path}" if state.path else "the base model, no adapter"
+            run = f" (run {state.run_id}, installed by `hintwise tune`)" if state.run_id else ""
+            self._note(f"hintwise: completions now use {used}{run}")
+
+    def check_adapter(self) -> bool:
+        """Reload the completion model when another adapter is wanted (`hintwise tune`
+        installed or reverted one, or model.adapter's file changed). Called on the event loop
+        for each completion and status request: at most one stat every CHECK_EVERY_S; the
+        reload itself runs on the worker thread, and requests queued meanwhile are answered by
+        the reloaded model."""
+        now = time.monotonic()
+        if now - self._adapter_checked < adapter.CHECK_EVERY_S or self._adapter_stamp is None:
+            return False
+        self._adapter_checked = now
+        if self.completion.state != "ready":
+            return False
+        if adapter.stamp(self.settings.model.adapter, self._registry) == self._adapter_stamp:
+            return False
+        self._adapter_stamp = None  # one reload per change
+        self.completion.reload(self._load_completion)
+        submit_prepare(self.completion)
+        return True
+
+    def adapter_status(self) -> dict[str, Any] | None:
+        """The completion model's adapter, for `hintwise/status` (None: a remote engine)."""
+        return self.adapter.describe() if self.adapter is not None else None
 
     def _apply_features(self) -> None:
         completion_choice = choice_for(self.settings, "completion")
@@ -176,6 +246,8 @@ class EnginePool:
                 n_ctx=engine.info.n_ctx,
                 fim=engine.info.fim_family,
             )
+        if self.adapter is not None and self.adapter.loaded:  # which tuning made this one
+            values["adapter"] = self.adapter.run_id or str(self.adapter.path)
         return values
 
     def describe(self) -> dict:
@@ -202,10 +274,12 @@ class EnginePool:
             self._error(f"hintwise: no completions: {detail}. Run `hintwise doctor` for details.")
         elif state == "ready" and self.completion.engine is not None:
             info = self.completion.engine.info
+            lora = self.adapter
+            with_adapter = f", adapter {lora.run_id or lora.path}" if lora and lora.loaded else ""
             self._note(
                 f"hintwise: model {info.name} ready ({info.architecture}, "
-                f"{'FIM ' + info.fim_family if info.fim_family else 'no FIM tokens'}, "
-                f"loaded in {info.load_ms:.0f} ms)"
+                f"{'FIM ' + info.fim_family if info.fim_family else 'no FIM tokens'}"
+                f"{with_adapter}, loaded in {info.load_ms:.0f} ms)"
             )
 
     def _status_callback(self, feature: str, choice: EngineChoice) -> StatusCallback:

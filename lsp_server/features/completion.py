@@ -9,6 +9,7 @@ import re
 from lsprotocol import types
 
 from hintwise.lsp_server.code.documents import Document
+from hintwise.lsp_server.completion.cache import TypingCache
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.features import protocol
 from hintwise.lsp_server.server import HintwiseServer
@@ -35,6 +36,13 @@ def _position(document: Document, offset: int) -> types.Position:
     return types.Position(line=line, character=character)
 
 
+def check_adapter(ls: HintwiseServer) -> None:
+    """Reload the model (on its worker thread) when `hintwise tune` installed or reverted an
+    adapter; the suggestions cached for typing along came from the old one."""
+    if ls.engines.check_adapter():
+        ls.completer.cache = TypingCache()
+
+
 async def suggest(
     ls: HintwiseServer, uri: str, position: types.Position, automatic: bool
 ) -> tuple[Document, Result] | None:
@@ -45,6 +53,7 @@ async def suggest(
     offset = document.offset_at(position.line, position.character)
     outcomes = ls.feedback.completions
     outcomes.moved_to(uri, offset)
+    check_adapter(ls)
     result = await ls.completer.complete(document, offset, ls.settings.completion, automatic)
     log.debug(
         "completion %s:%d → %r (%s, %.0f ms)",

@@ -12,7 +12,7 @@ import ctypes
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,24 +107,34 @@ def check_loadable(path: str | os.PathLike[str]) -> None:
     from llama_cpp import Llama
 
     route_llama_logs()
-    said: list[str] = []  # llama.cpp's own words say why (e.g. "unknown model architecture")
+    # llama.cpp's own words say why (e.g. "unknown model architecture")
+    with llama_said() as said:
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                Llama(model_path=str(path), vocab_only=True, verbose=True).close()
+        except (ValueError, RuntimeError, OSError) as error:
+            import llama_cpp
+
+            reason = next((line for line in said if "error loading model" in line), str(error))
+            raise ModelLoadError(
+                f"the installed llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
+                f"{path.name} (architecture {header.architecture!r}): {reason.strip()}. A newer "
+                "llama-cpp-python may support it"
+            ) from None
+
+
+@contextlib.contextmanager
+def llama_said() -> Iterator[list[str]]:
+    """Collect what llama.cpp logs inside the block: its exceptions reach Python as a bare
+    "failed", the reason is only in its log."""
+    said: list[str] = []
     listener = logging.Handler(logging.DEBUG)
     listener.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
     level = _llama_log.level
     _llama_log.addHandler(listener)
     _llama_log.setLevel(logging.DEBUG)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            Llama(model_path=str(path), vocab_only=True, verbose=True).close()
-    except (ValueError, RuntimeError, OSError) as error:
-        import llama_cpp
-
-        reason = next((line for line in said if "error loading model" in line), str(error))
-        raise ModelLoadError(
-            f"the installed llama.cpp (llama-cpp-python {llama_cpp.__version__}) cannot load "
-            f"{path.name} (architecture {header.architecture!r}): {reason.strip()}. A newer "
-            "llama-cpp-python may support it"
-        ) from None
+        yield said
     finally:
         _llama_log.removeHandler(listener)
         _llama_log.setLevel(level)
@@ -156,11 +166,42 @@ def open_context(
             n_threads=threads,
             n_threads_batch=threads,
             n_gpu_layers=gpu_layers,
-            lora_path=str(adapter) if adapter else None,
             verbose=True,
         )
+    if adapter is not None:
+        try:
+            apply_adapter(llm, adapter)
+        except RuntimeError:
+            llm.close()
+            raise
     _llama_log.debug("%s", chatter.getvalue())
     return llm
+
+
+def apply_adapter(llm: Llama, adapter: Path) -> None:
+    """Apply the GGUF LoRA `adapter` to `llm`'s context; RuntimeError with llama.cpp's reason
+    when it refuses the file (not a GGUF, not a LoRA, another architecture, other shapes).
+
+    Not through `Llama(lora_path=...)`: llama-cpp-python 0.3.36 tests the adapter pointer
+    llama.cpp returns with `is None`, which a NULL ctypes pointer never is, so a refused adapter
+    is set on the context as NULL and the first evaluation dies with a segmentation fault. It
+    also turns off mmap for any adapter, which llama.cpp no longer needs. llama.cpp frees the
+    adapter with the model.
+    """
+    import llama_cpp
+
+    route_llama_logs()
+    with llama_said() as said:
+        handle = llama_cpp.llama_adapter_lora_init(llm.model, os.fsencode(adapter))
+    if not handle:
+        # "...: failed to apply lora adapter: tensor 'x' has incorrect shape (hint: ...)"
+        reason = next((line for line in said if "failed to apply lora" in line), "")
+        raise RuntimeError(reason.split("lora adapter: ", 1)[-1].strip() or "refused")
+    adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
+    scales = (ctypes.c_float * 1)(1.0)
+    if llama_cpp.llama_set_adapters_lora(llm.ctx, adapters, 1, scales):
+        raise RuntimeError("llama.cpp could not set the adapter on the context")
+    llm.hintwise_adapter = handle  # type: ignore[attr-defined]  # kept alive with the context
 
 
 def cached_prefix(llm: Llama, tokens: list[int]) -> int:

@@ -67,8 +67,15 @@ async function pollStatus(): Promise<void> {
       state?: string;
       model?: string;
       error?: string | null;
+      adapter?: { run_id?: string | null; path?: string | null; loaded?: boolean; problem?: string | null } | null;
     };
     status.model = (answer.model ?? "hintwise").split("/").pop() ?? "hintwise";
+    const lora = answer.adapter;
+    status.adapter = lora?.loaded
+      ? `${lora.run_id ? `run ${lora.run_id}` : (lora.path ?? "")} (hintwise tune)`
+      : lora?.problem
+        ? `not used: ${lora.problem}`
+        : undefined;
     status.error = answer.error ?? undefined;
     if (status.state !== "generating" && status.state !== "off") {
       status.state = answer.state === "ready" ? "ready" : answer.state === "failed" ? "failed" : "loading";

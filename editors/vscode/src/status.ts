@@ -13,6 +13,7 @@ export class StatusBar implements vscode.Disposable {
   todayShown = 0;
   error: string | undefined;
   source: string | undefined;
+  adapter: string | undefined; // the LoRA adapter completions use, or why it is not used
 
   constructor() {
     this.item.name = "hintwise";
@@ -48,6 +49,7 @@ export class StatusBar implements vscode.Disposable {
       [
         `**hintwise** (${this.state})`,
         `- model: ${this.model}`,
+        this.adapter ? `- adapter: ${this.adapter}` : "",
         `- last suggestion: ${this.latencyMs === undefined ? "none yet" : `${Math.round(this.latencyMs)} ms`}`,
         `- acceptance gate: ${this.gate === undefined ? "no score yet" : this.gate === null ? "off" : `on (last score ${this.gate.toFixed(2)})`}`,
         `- accepted today: ${typeof this.todayRate === "number" ? `${Math.round(this.todayRate * 100)}% of ${this.todayShown}` : "nothing shown yet"}`,

@@ -81,6 +81,13 @@ function M.check()
     else
       info("FIM support: none (the model continues the code before the cursor)")
     end
+    local lora = status.adapter
+    if type(lora) == "table" and lora.problem and lora.problem ~= vim.NIL then
+      warn("LoRA adapter not used: " .. tostring(lora.problem), { tostring(lora.fix) })
+    elseif type(lora) == "table" and lora.loaded then
+      local run = (lora.run_id and lora.run_id ~= vim.NIL) and ("run " .. lora.run_id) or lora.path
+      ok("LoRA adapter: " .. tostring(run))
+    end
     local telemetry = status.telemetry or {}
     if telemetry.enabled == false then
       info("feedback store: off (telemetry.enabled = false)")
