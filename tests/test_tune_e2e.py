@@ -62,6 +62,7 @@ def hintwise(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.timeout(1800)  # minutes on a busy 2-core machine; about 4 on an idle one
 def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
     server_env: dict[str, str], gemma_path: Path, tmp_path: Path
 ) -> None:
