@@ -36,10 +36,17 @@ NOT_SOURCE = shutil.ignore_patterns(
 )  # fmt: skip
 
 
-def _top_level_imports() -> set[str]:
+# Code that only the `tune` extra's users run (hintwise tune): it may import that extra's packages.
+EXTRA_ONLY = {"tune": ROOT / "models" / "tune"}
+
+
+def _top_level_imports(under: Path | None = None, skip: tuple[Path, ...] = ()) -> set[str]:
     names: set[str] = set()
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
+    folders = [under] if under is not None else [ROOT / package for package in PACKAGES]
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            if any(path.is_relative_to(other) for other in skip):
+                continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
                     names.update(alias.name.split(".")[0] for alias in node.names)
@@ -48,25 +55,33 @@ def _top_level_imports() -> set[str]:
     return names
 
 
-def _declared_distributions() -> set[str]:
+def _declared_distributions(extra: str | None = None) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"].get(extra, [])
     return {
         re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-        for requirement in project["dependencies"]
+        for requirement in requirements
     }
+
+
+def _undeclared(third_party: set[str], declared: set[str]) -> dict[str, list[str]]:
+    providers = importlib.metadata.packages_distributions()
+    missing = {}
+    for module in sorted(third_party - set(sys.stdlib_module_names) - {"hintwise"}):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+        if not dists & declared:
+            missing[module] = sorted(dists)
+    return missing
 
 
 def test_every_third_party_import_is_a_declared_dependency():
     # The package's own imports all start with `hintwise.`; a bare `models` would be a bug.
-    third_party = _top_level_imports() - set(sys.stdlib_module_names) - {"hintwise"}
-    providers = importlib.metadata.packages_distributions()
-    declared = _declared_distributions()
-    missing = {}
-    for module in sorted(third_party):
-        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
-        if not dists & declared:
-            missing[module] = sorted(dists)
+    imports = _top_level_imports(skip=tuple(EXTRA_ONLY.values()))
+    missing = _undeclared(imports, _declared_distributions())
     assert not missing, f"imported but not in [project].dependencies: {missing}"
+    for extra, folder in EXTRA_ONLY.items():
+        missing = _undeclared(_top_level_imports(folder), _declared_distributions(extra))
+        assert not missing, f"{folder} imports what neither the dependencies nor [{extra}] have"
 
 
 @pytest.fixture(scope="module")
