@@ -127,7 +127,7 @@ def train(
     modules = require()
     torch = modules["torch"]
     torch.manual_seed(config.seed)
-    base = base_model.load(Path(base_gguf), modules)
+    base = base_model.load(Path(base_gguf), modules, cache_parent=work_dir.parent)
     encoded = _encode_all(examples, base, config)
     if state is None:
         order = data_order(len(encoded), config)
