@@ -133,7 +133,7 @@ def _echo(payload: dict[str, Any], as_json: bool) -> None:
 
 
 def _status(settings: config.Settings, base: Path) -> dict[str, Any]:
-    from hintwise.lsp_server.tune.run import work_dir
+    from hintwise.lsp_server.tune.run import base_caches, work_dir
 
     current = adapters.installed(settings.data_path, base)
     runs = adapters.runs(settings.data_path, base)
@@ -148,12 +148,20 @@ def _status(settings: config.Settings, base: Path) -> dict[str, Any]:
         f"runs: {len(runs)}"
         + ("; an unfinished run continues with `hintwise tune`" if unfinished else "")
     )
+    caches = base_caches(settings.data_path)
+    cache_bytes = sum(f.stat().st_size for c in caches for f in c.rglob("*") if f.is_file())
+    if caches:
+        lines.append(
+            f"base model cache: {cache_bytes / 1e9:.1f} GB in {caches[0].parent.parent} "
+            "(makes the next run start in seconds; safe to delete)"
+        )
     return {
         "message": "\n".join(lines),
         "base_model": str(base),
         "installed": _adapter_json(current),
         "runs": [_adapter_json(run) for run in runs],
         "unfinished": unfinished,
+        "base_cache_bytes": cache_bytes,
     }
 
 

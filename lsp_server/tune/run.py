@@ -66,7 +66,19 @@ class Outcome:
 
 
 def work_dir(data_path: Path, base: Path) -> Path:
-    return data_path / "tune" / adapters.model_key(base)
+    """The unfinished run's saved stages. Beside it: `train/` (the training checkpoint) and the
+    dequantized base model's cache (`base-*`, models/tune/base.py), which outlives runs: the
+    next run loads it in seconds instead of converting the GGUF again."""
+    return data_path / "tune" / adapters.model_key(base) / "run"
+
+
+def train_dir(data_path: Path, base: Path) -> Path:
+    return work_dir(data_path, base).parent / "train"
+
+
+def base_caches(data_path: Path) -> list[Path]:
+    """The dequantized base models kept for the next run (about 1 GB each for 270M weights)."""
+    return sorted((data_path / "tune").glob("*/base-*"))
 
 
 class Run:
@@ -93,9 +105,14 @@ class Run:
         wanted = dataclasses.asdict(self.options)
         state = self._load("options.json")
         if state != wanted:
-            shutil.rmtree(self.work, ignore_errors=True)
+            self.clear()
             self.work.mkdir(parents=True, exist_ok=True)
             self._save("options.json", wanted)
+
+    def clear(self) -> None:
+        """Forget the saved stages and the training checkpoint (the base cache stays)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        shutil.rmtree(train_dir(self.settings.data_path, self.base), ignore_errors=True)
 
     def _load(self, name: str) -> Any:
         try:
@@ -282,7 +299,7 @@ def execute(
     trained = train.train(
         run.base,
         examples,
-        run.work / "train",
+        train_dir(run.settings.data_path, run.base),
         train_config,
         deadline=deadline,
         progress=lambda p: run.progress("train", p.step, p.total),
@@ -319,7 +336,7 @@ def execute(
     (run_dir / adapters.REPORT_FILE).write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     if decision.install:
         adapters.install(run.settings.data_path, run.base, run_dir)
-    shutil.rmtree(run.work, ignore_errors=True)  # the next run starts from the new data
+    run.clear()  # the next run starts from the data there is then
     return outcome
 
 
