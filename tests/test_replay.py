@@ -4,6 +4,7 @@ the real one); the gate rows carry features computed by the real Gatekeeper from
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -192,6 +193,13 @@ def test_summary_counts_exact_lines_with_a_wilson_interval_and_chars_saved():
     assert report["by_kind"]["rest"]["n"] == 2 and report["suggested"] == 3
     low, high = wilson(30, 100)
     assert 0.21 < low < 0.22 and 0.39 < high < 0.40  # the textbook values
+
+
+def test_a_row_survives_json():
+    made = row("return x", "return y", healed="    ")
+    made.gate = {"version": FEATURE_VERSION, "pre": {"line_chars": 4.0, "typing": None}}
+    again = ReplayRow.from_json(json.loads(json.dumps(made.to_json())))
+    assert again == made
 
 
 def test_examples_target_the_real_line_after_what_healing_took_off():

@@ -79,6 +79,18 @@ class ReplayRow:
     ms: float = 0.0  # the request's total latency
     scores: dict[str, float] = field(default_factory=dict)  # the gate's scores by stage
 
+    def to_json(self) -> dict:
+        """A JSON-friendly copy (for resumable runs: `from_json` reads it back)."""
+        row = dataclasses.asdict(self)
+        row["hole"]["path"] = str(self.hole.path)
+        row["prompt"] = list(self.prompt)
+        return row
+
+    @classmethod
+    def from_json(cls, row: dict) -> ReplayRow:
+        hole = Hole(**{**row["hole"], "path": Path(row["hole"]["path"])})
+        return cls(**{**row, "hole": hole, "prompt": tuple(row["prompt"])})
+
     @property
     def target(self) -> str:
         """What the model should generate after `prompt`: the healed text, then the hidden."""
