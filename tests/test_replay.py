@@ -271,6 +271,7 @@ def test_the_gate_retrained_on_replay_rows_is_installed_when_better(tmp_path):
     assert report["auc_new"]["post"] > report["auc_current"]["post"]
     assert report["difference"]["post"]["ci95"][0] > 0
     assert report["difference"]["post"]["resampled"] == "files"
+    assert report["at_threshold"]["post"]["new"]["rejected_hidden"] > 0.5
     installed = gate_model.load(personal_dir(tmp_path))
     assert installed.stage("post").threshold > 0
     # the server's Gatekeeper now picks it up

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hintwise.lsp_server.config import Settings
+from hintwise.lsp_server.config import GateSettings, Settings
 from hintwise.lsp_server.tune.replay import Hole, examples, holes, replay, split_files, summary
 from hintwise.models.llama.engine import LlamaEngine
 from hintwise.models.worker import ModelWorker
@@ -82,9 +82,12 @@ def test_a_small_repository_replays_end_to_end(worker, tmp_path):
     train, held = split_files(repo)
     assert len(train) == 1 and len(held) == 1
     found = holes(train + held, per_file=2, seed=0, root=repo)
-    rows = replay(worker, found, Settings(data_dir=str(tmp_path / "data")), automatic=True)
+    # The user turned the gate off: a replay still records its scores (it retrains on them).
+    settings = Settings(data_dir=str(tmp_path / "data"), gate=GateSettings(enabled=False))
+    rows = replay(worker, found, settings, automatic=True)
     assert [row.hole for row in rows] == found and len(rows) == 4
     assert all(row.prompt for row in rows)
+    assert all("pre" in row.scores for row in rows if row.suggestion)
     assert all(row.exact == (row.suggestion.rstrip() == row.hole.hidden.rstrip()) for row in rows)
     assert summary(rows)["files"] == 2
     assert not Path(tmp_path / "data" / "gate").exists()  # replaying never installs a gate

@@ -144,8 +144,9 @@ def replay(
     request. Holes of one file, in order, keep the prompt's start (as a user moving down the
     file does), so llama.cpp reuses the cached prompt. `automatic=True` asks as the editor does
     while the user types (fewer candidates: faster), with the gate's thresholds at 0 so that it
-    still hides nothing."""
-    gate_settings = settings.gate
+    still hides nothing. The gate scores even when the user turned it off (gate.enabled): its
+    scores are what a replay records for retraining it."""
+    gate_settings = dataclasses.replace(settings.gate, enabled=True)
     if automatic:
         gate_settings = dataclasses.replace(gate_settings, pre_threshold=0.0, post_threshold=0.0)
     gate = Gatekeeper(gate_settings, settings.data_path, now=time.monotonic)

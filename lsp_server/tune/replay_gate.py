@@ -118,6 +118,28 @@ def _too_little(train_data: train.Data, held: train.Data) -> str | None:
     return None
 
 
+def _at_thresholds(
+    current: gate_model.GateModel,
+    candidate: gate_model.GateModel,
+    train_data: train.Data,
+    held: train.Data,
+    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict:
+    """What each gate's threshold does on the held-out rows (exact kept, wrong hidden): the
+    installed gate's own threshold, and the candidate's chosen on the training rows to keep
+    95% of their exact suggestions."""
+    report = {}
+    for stage, (old, new) in scores.items():
+        chosen = metrics.threshold_for_keep(
+            train_data.labels, candidate.stage(stage).scores(train_data.stage(stage)), train.KEEP
+        )
+        report[stage] = {
+            "current": metrics.at_threshold(held.labels, old, current.stage(stage).threshold),
+            "new": metrics.at_threshold(held.labels, new, chosen),
+        }
+    return report
+
+
 def retrain_gate(
     train_rows: Sequence[GateRow],
     heldout_rows: Sequence[GateRow],
@@ -158,6 +180,7 @@ def retrain_gate(
         stage: auc_difference(held.labels, old, new, held.groups)
         for stage, (old, new) in scores.items()
     }
+    result["at_threshold"] = _at_thresholds(current, candidate, train_data, held, scores)
     post, pre = result["difference"]["post"]["ci95"], result["difference"]["pre"]["ci95"]
     better = post[0] > 0 and pre[1] >= 0
     result["better"] = better
