@@ -31,6 +31,7 @@ from pathlib import Path
 from hintwise.lsp_server.config import ModelSettings, Settings
 from hintwise.lsp_server.engines.choice import model_path
 from hintwise.lsp_server.engines.workers import start_worker
+from hintwise.lsp_server.tune.decide import paired, wilson
 from hintwise.lsp_server.tune.replay import (
     Hole,
     ReplayRow,
@@ -90,6 +91,31 @@ def cached_replay(worker, found: list[Hole], settings, automatic: bool, cache: P
     return rows
 
 
+def compare_modes(cache: Path) -> dict | None:
+    """Invoked beside automatic requests on the held-out holes both were asked at (when the
+    cache holds both): exact-line rates and the paired difference."""
+    runs = {}
+    for mode in ("invoked", "automatic"):
+        path = cache / f"held-{mode}.json"
+        if path.exists():
+            runs[mode] = {
+                row["hole"]["path"] + f":{row['hole']['line']}": row["exact"]
+                for row in json.loads(path.read_text())
+            }
+    if len(runs) < 2:
+        return None
+    common = sorted(set(runs["invoked"]) & set(runs["automatic"]))
+    invoked = [runs["invoked"][key] for key in common]
+    automatic = [runs["automatic"][key] for key in common]
+    result = paired(automatic, invoked)
+    return {
+        "n": len(common),
+        "automatic": {"exact": sum(automatic), "ci95": wilson(sum(automatic), len(common))},
+        "invoked": {"exact": sum(invoked), "ci95": wilson(sum(invoked), len(common))},
+        "invoked_minus_automatic": result.to_json(),  # base: automatic, tuned: invoked
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", default="rich")
@@ -101,6 +127,7 @@ def main() -> None:
     parser.add_argument("--automatic", action="store_true", help="ask as while typing")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--cache", type=Path, help="keep the rows here (resumable)")
+    parser.add_argument("--no-gate", action="store_true", help="held-out holes only, no gate")
     args = parser.parse_args()
 
     root = args.root or package_root(args.package)
@@ -129,12 +156,14 @@ def main() -> None:
         worker, held, settings, args.automatic, cache / f"held-{mode}.json", "held-out"
     )
     held_s = time.monotonic() - started
-    train_rows = cached_replay(
-        worker, train, settings, args.automatic, cache / f"train-{mode}.json", "training"
-    )
+    train_rows = []
+    if not args.no_gate:
+        train_rows = cached_replay(
+            worker, train, settings, args.automatic, cache / f"train-{mode}.json", "training"
+        )
     worker.stop()
 
-    gate = retrain_gate(train_rows, held_rows, settings, install=True)
+    gate = None if args.no_gate else retrain_gate(train_rows, held_rows, settings, install=True)
     figures = {
         "root": str(root),
         "mode": mode,
@@ -147,6 +176,7 @@ def main() -> None:
         if held_rows
         else None,
         "gate": gate,
+        "modes": compare_modes(cache),
         "scratch": str(scratch),
     }
     text = json.dumps(figures, indent=2, default=str)
