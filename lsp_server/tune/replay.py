@@ -2,12 +2,14 @@
 
 At each hole (replay_files.py: a whole line or the rest of a line hidden, the lines below kept)
 the Completer the server uses is asked, as an invoked request (`automatic=False`, so the gate
-scores it but hides nothing), and its suggestion is compared with the hidden text:
+scores it but hides nothing) or, with `automatic=True`, as the editor asks while the user types
+(fewer candidates, so faster; the gate's thresholds set to 0 so that it still hides nothing),
+and its suggestion is compared with the hidden text:
 
 - exact: the suggestion equals the hidden text, trailing whitespace ignored (an accepted line);
 - chars_saved: the length of the longest common prefix of the suggestion and the hidden text
   (trailing whitespace ignored), i.e. what a user who accepts the suggestion and then deletes
-  from its first wrong character on keeps without typing it. A wrong suggestion saves 0.
+  from its first wrong character on keeps without typing it (0 when the first one is wrong).
 
 Each row also keeps the prompt's token ids (training examples for the adapter) and the gate's
 features (training rows for the gate, replay_gate.py), both exactly as serving built them.
