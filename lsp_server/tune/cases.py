@@ -105,10 +105,10 @@ class Answer:
         )
 
 
-def asking_settings(settings: CompletionSettings, case: Case) -> CompletionSettings:
-    """The completion settings a case is asked with: the user's, with a generous time limit
-    and no pre-warming; one line at a time for a replayed line (its hole is one line)."""
-    single = not case.origin.startswith("store:")
+def asking_settings(settings: CompletionSettings, single: bool) -> CompletionSettings:
+    """The completion settings a replayed or held-out case is asked with: the user's, with a
+    generous time limit and no pre-warming; `single`: one line at a time (a replayed hole is
+    one line)."""
     return dataclasses.replace(
         settings,
         multiline="never" if single else settings.multiline,
@@ -124,7 +124,9 @@ def ask(
     progress: Callable[[int], None] = lambda done: None,
 ) -> list[Answer]:
     """Every case through the completion pipeline, one after the other, in order."""
-    scoring = dataclasses.replace(settings.gate, pre_threshold=0.0, post_threshold=0.0)
+    scoring = dataclasses.replace(
+        settings.gate, enabled=True, pre_threshold=0.0, post_threshold=0.0
+    )
     gate = Gatekeeper(scoring, settings.data_path, now=time.monotonic)
     completer = Completer(worker, settings.model_spec(), gate=gate)
 
@@ -133,7 +135,7 @@ def ask(
         for number, case in enumerate(cases):
             uri = f"file:///hintwise-tune/{number}"
             document = Document(uri, case.language, 0, case.text, "utf-32")
-            asked = asking_settings(settings.completion, case)
+            asked = asking_settings(settings.completion, not case.origin.startswith("store:"))
             result = await completer.complete(document, case.offset, asked, automatic=True)
             completer.forget(uri)
             engine = result.engine

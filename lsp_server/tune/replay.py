@@ -32,7 +32,7 @@ from hintwise.lsp_server.completion.completer import Completer
 from hintwise.lsp_server.completion.result import Result
 from hintwise.lsp_server.config import CompletionSettings, Settings
 from hintwise.lsp_server.gate.keeper import Gatekeeper
-from hintwise.lsp_server.tune.cases import Case, chars_saved
+from hintwise.lsp_server.tune.cases import Case, asking_settings, chars_saved
 from hintwise.lsp_server.tune.decide import wilson
 from hintwise.lsp_server.tune.replay_files import (
     Hole,
@@ -108,12 +108,7 @@ def replay_settings(settings: CompletionSettings) -> CompletionSettings:
     """The completion settings a replay asks with: one line at a time (a hole is one line),
     no pre-warming, and a generous time limit so that a busy machine does not cut answers
     short (a replay measures the model, not the machine's load)."""
-    return dataclasses.replace(
-        settings,
-        multiline="never",
-        prewarm=False,
-        time_limit_ms=max(settings.time_limit_ms, 10_000),
-    )
+    return asking_settings(settings, single=True)
 
 
 def _row(hole: Hole, result: Result) -> ReplayRow:
