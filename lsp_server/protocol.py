@@ -11,12 +11,19 @@ user sees "Error in server: Invalid Params". Here every message is checked first
 and one that is not a valid request or notification becomes a `Refused`: a request gets its error
 answer (Invalid Request, Invalid Params, with what was wrong), a notification is only logged, and
 nothing is shown to the user: it is the client's bug, not something the user can act on.
+
+Memory: pygls 2.1 files the future of every notification whose handler is a generator (its
+didOpen/didChange/didClose, below), a coroutine or a thread function in `_request_futures` under a
+made-up id, and removes entries only when it answers a request: one Future with its lock and
+condition (about 0.9 kB) per keystroke, forever. `_execute_handler` lets go of each once done.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +215,19 @@ class HintwiseProtocol(LanguageServerProtocol):
         # A dict, not lsprotocol's ResponseErrorMessage, which leaves out an id of None.
         error = {"code": code, "message": message}
         self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": error})
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls' own, then the future is forgotten once done (see the module docstring); a
+        request's was already removed by pygls' answer, so it is left alone."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(functools.partial(self._forget, msg_id))
+
+    def _forget(self, msg_id: Any, future: Future | Any) -> None:
+        # Runs on a pool thread for a thread handler: a dict's pop is atomic.
+        if self._request_futures.get(msg_id) is future:
+            self._request_futures.pop(msg_id, None)
 
     def _handler(self, method: str):
         return self.fm.features.get(method)
