@@ -1,6 +1,6 @@
 """Memory over a long typing session: does the server's RSS keep growing?
 
-    python bench/soak.py [--minutes 15] [--warmup 0.2] [--json OUT]
+    python bench/soak.py [--minutes 15] [--warmup 0.2] [--options JSON] [--json OUT]
 
 One `hintwise serve` (stdio, the bundled model, short answers so that many requests fit in the
 time), driven like an editor by a scripted user: it types into one of several open files, asks for
@@ -12,6 +12,8 @@ server's RSS (/proc/PID/status VmRSS) is sampled with the number of requests so 
 Reported: RSS after warm-up (the first `--warmup` share of the requests) and at the end, and the
 slope of RSS against requests after warm-up (least squares, MB per 1,000 requests) with a 95%
 interval from the regression. Issue 15's target: at most 1 MB per 1,000 requests.
+`--options '{"telemetry": {"enabled": false}}'` adds settings to the bench's own (a run without
+the feedback store, for comparison).
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--options", type=json.loads, default={})
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    process, client = start_server(Path(tempfile.mkdtemp(prefix="hintwise-soak-")), FAST)
+    options = {**FAST, **{k: {**FAST.get(k, {}), **v} for k, v in args.options.items()}}
+    process, client = start_server(Path(tempfile.mkdtemp(prefix="hintwise-soak-")), options)
     documents: dict[str, dict] = {}
     opened = 0
 
@@ -131,6 +135,7 @@ def main() -> None:
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "minutes": args.minutes,
+        "options": args.options,
         "requests": requests,
         "files_opened": opened,
         "rss_mb_after_warmup": round(after[0][1], 1) if after else None,
