@@ -18,6 +18,7 @@ from pathlib import Path
 from hintwise.lsp_server import config
 from hintwise.lsp_server.features import create_server
 from hintwise.telemetry import Event, Request, Suggestion, Writer
+from hintwise.telemetry.writer import CACHE_KIB
 
 EXAMPLE = (Path(__file__).resolve().parent.parent / "examples" / "primes.py").read_text()
 
@@ -102,3 +103,15 @@ def _record(writer: Writer, suggestion_id: str, prompt: str, line: str, accepted
     if not accepted:
         writer.record(Event(suggestion_id=suggestion_id, kind="replacement", text=line))
     writer.record(Request(decision="generated", language="python", suggestion_id=suggestion_id))
+
+
+def test_the_writers_page_cache_has_a_small_bound(tmp_path):
+    """SQLite's default (2 MB) filled up during a soak and looked like growth."""
+    found: list[int] = []
+    writer = Writer.start(
+        tmp_path / "telemetry.db",
+        on_ready=lambda conn: found.append(conn.execute("PRAGMA cache_size").fetchone()[0]),
+    )
+    assert writer.flush(timeout=30)
+    writer.close()
+    assert found == [-CACHE_KIB] and CACHE_KIB <= 1024
