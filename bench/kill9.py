@@ -8,9 +8,10 @@ asks for an automatic inline completion on a new indented line (so each answer i
 suggestion). It accepts nine in ten of them as an editor does (the text inserted, then
 `hintwise.accept`, whose answer is not waited for: the next line and request go out at once), and
 rejects the others with `hintwise/didReject` (a notification: not acknowledged). After a random
-40-100% of `--seconds` the server gets SIGKILL, wherever it is. Every accept the client got `{"accepted": true}` for before the kill (read off
-the pipe, where the server wrote it) is an acknowledged outcome; then the store is read, and each
-of them must have its `accepted` event on disk.
+40-100% of `--seconds` the server gets SIGKILL, wherever it is. Every accept the client got
+`{"accepted": true}` for before the kill (read off the pipe, where the server wrote it) is an
+acknowledged outcome; then the store is read, and each of them must have its `accepted` event
+on disk.
 
 The engine: `echo` (the default) is a local OpenAI-compatible server in this process that answers
 each completion at once with a new line of code, so that a round makes thousands of suggestions and
