@@ -15,15 +15,13 @@ nothing is shown to the user: it is the client's bug, not something the user can
 Memory: pygls 2.1 files the future of every notification whose handler is a generator (its
 didOpen/didChange/didClose, below), a coroutine or a thread function in `_request_futures` under a
 made-up id, and removes entries only when it answers a request: one Future with its lock and
-condition (about 0.9 kB) per keystroke, forever. `_execute_handler` lets go of each once done.
+condition (about 0.9 kB) per keystroke, forever. `_execute_handler` drops the finished ones.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,18 +214,19 @@ class HintwiseProtocol(LanguageServerProtocol):
         error = {"code": code, "message": message}
         self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": error})
 
-    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
-        """pygls' own, then the future is forgotten once done (see the module docstring); a
-        request's was already removed by pygls' answer, so it is left alone."""
-        super()._execute_handler(msg_id, handler, callback, args, kwargs)
-        future = self._request_futures.get(msg_id)
-        if future is not None:
-            future.add_done_callback(functools.partial(self._forget, msg_id))
+    _sweep_at = 64
 
-    def _forget(self, msg_id: Any, future: Future | Any) -> None:
-        # Runs on a pool thread for a thread handler: a dict's pop is atomic.
-        if self._request_futures.get(msg_id) is future:
-            self._request_futures.pop(msg_id, None)
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls' own, then the finished futures are dropped whenever their number doubled (see
+        the module docstring). Not in a done callback: pygls' shutdown cancels the futures while
+        it iterates over them, and a concurrent future runs its callbacks right there."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        futures = self._request_futures
+        if len(futures) > self._sweep_at:
+            for key, future in list(futures.items()):  # a pool thread may pop meanwhile
+                if future.done():
+                    futures.pop(key, None)
+            self._sweep_at = max(64, 2 * len(futures))
 
     def _handler(self, method: str):
         return self.fm.features.get(method)
