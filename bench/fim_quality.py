@@ -140,7 +140,7 @@ def wilson(successes: int, total: int, digits: int = 1) -> tuple[float, float]:
     z, p = 1.96, successes / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (round(100 * (centre - half), digits), round(100 * (centre + half), digits))
+    return (max(0.0, round(100 * (centre - half), digits)), round(100 * (centre + half), digits))
 
 
 def paired_difference(a: list[bool], b: list[bool], rounds: int = 2000) -> dict:

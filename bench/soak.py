@@ -7,9 +7,9 @@ One `hintwise serve` (stdio, the bundled model, short answers so that many reque
 time), driven like an editor by a scripted user: it types into one of several open files, asks for
 an automatic inline completion after each keystroke, accepts (`hintwise.accept`) or rejects
 (`hintwise/didReject`) about half of what it is shown, reports `hintwise/didShow`, moves to another
-line, and now and then closes a file and opens another (a 1 MB one among them, the first of
-them at the start). Every 10 s the
-server's RSS (/proc/PID/status VmRSS) is sampled with the number of requests so far.
+line, and now and then closes a file and opens another (a 1 MB one among them, the first of them
+at the start). Every 10 s the server's RSS (/proc/PID/status VmRSS) is sampled with the number of
+requests so far.
 
 Reported: RSS after warm-up (the first `--warmup` share of the requests, and at least the first
 `--warmup-minutes`: an accepted suggestion is held five minutes for its survival checks, so the
