@@ -47,8 +47,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def slope(points: list[tuple[float, float]]) -> tuple[float, float]:
-    """Least-squares slope of y on x and its 95% half-width."""
+def slope(points: list[tuple[float, ...]]) -> tuple[float, float]:
+    """Least-squares slope of y on x (the first two values of each point) and its 95%
+    half-width."""
+    points = [(p[0], p[1]) for p in points]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
