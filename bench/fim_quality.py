@@ -133,13 +133,14 @@ def passes(source: str) -> bool:
     return _verdicts[key]
 
 
-def wilson(successes: int, total: int) -> tuple[float, float]:
+def wilson(successes: int, total: int, digits: int = 1) -> tuple[float, float]:
+    """95% interval of a proportion, in percent rounded to `digits`."""
     if total == 0:
         return (0.0, 0.0)
     z, p = 1.96, successes / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (round(100 * (centre - half), 1), round(100 * (centre + half), 1))
+    return (max(0.0, round(100 * (centre - half), digits)), round(100 * (centre + half), digits))
 
 
 def paired_difference(a: list[bool], b: list[bool], rounds: int = 2000) -> dict:

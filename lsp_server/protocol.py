@@ -11,6 +11,11 @@ user sees "Error in server: Invalid Params". Here every message is checked first
 and one that is not a valid request or notification becomes a `Refused`: a request gets its error
 answer (Invalid Request, Invalid Params, with what was wrong), a notification is only logged, and
 nothing is shown to the user: it is the client's bug, not something the user can act on.
+
+Memory: pygls 2.1 files the future of every notification whose handler is a generator (its
+didOpen/didChange/didClose, below), a coroutine or a thread function in `_request_futures` under a
+made-up id, and removes entries only when it answers a request: one Future with its lock and
+condition (about 0.9 kB) per keystroke, forever. `_execute_handler` drops the finished ones.
 """
 
 from __future__ import annotations
@@ -208,6 +213,20 @@ class HintwiseProtocol(LanguageServerProtocol):
         # A dict, not lsprotocol's ResponseErrorMessage, which leaves out an id of None.
         error = {"code": code, "message": message}
         self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": error})
+
+    _sweep_at = 64
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls' own, then the finished futures are dropped whenever their number doubled (see
+        the module docstring). Not in a done callback: pygls' shutdown cancels the futures while
+        it iterates over them, and a concurrent future runs its callbacks right there."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        futures = self._request_futures
+        if len(futures) > self._sweep_at:
+            for key, future in list(futures.items()):  # a pool thread may pop meanwhile
+                if future.done():
+                    futures.pop(key, None)
+            self._sweep_at = max(64, 2 * len(futures))
 
     def _handler(self, method: str):
         return self.fm.features.get(method)

@@ -76,6 +76,7 @@ _SET_ONCE = frozenset({"id", "created", "created_ms"})
 
 ProblemCallback = Callable[[str], None]
 LOCK_RETRY_MAX_S = 30.0
+CACHE_KIB = 512
 
 
 class _Flush:
@@ -311,6 +312,10 @@ class Writer:
             if str(mode).lower() != "wal":
                 log.warning("telemetry database %s: journal_mode is %s, not wal", self.path, mode)
             conn.execute("PRAGMA synchronous=NORMAL")
+            # SQLite's page cache fills up to its bound as the file grows (2 MB by default):
+            # in a long session that looked like a leak. Inserts touch few pages; the OS keeps
+            # the file's pages cached anyway.
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             # Damaged interior pages are found here, once, not after a session of writing into
             # them (the schema page alone says nothing about the others).
             check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]

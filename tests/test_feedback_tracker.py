@@ -137,6 +137,18 @@ def h() -> Harness:
 # -- shown -----------------------------------------------------------------------------------
 
 
+def test_a_recorded_suggestion_holds_no_prompt_nor_context_while_its_checks_wait(h):
+    """Accepted suggestions are kept five minutes for their survival checks: with their prompt,
+    the model's answer and the cursor context that grew memory for five minutes of a session."""
+    h.show()
+    h.tracker.accepted("s1")
+    tracked = h.tracker._tracked["s1"]
+    assert tracked.result.engine is None and tracked.result.context is None
+    assert (tracked.id, tracked.text) == ("s1", TEXT)
+    h.clock.advance(300)
+    assert set(h.survival()) == {30, 120, 300}
+
+
 def test_shown_records_the_suggestion_row_then_a_shown_event(h):
     h.clock.advance(2.5)
     h.show()

@@ -19,7 +19,7 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz import fuzz
 
@@ -141,6 +141,7 @@ class FeedbackTracker:
         self._remember(tracked)
         self._active[document.uri] = tracked
         self.record(self._suggestion_row(tracked, settings))
+        tracked.result = _slim(result)
         self._event(tracked, "shown")
         self._arm_timeout(tracked)
 
@@ -161,6 +162,7 @@ class FeedbackTracker:
         """A runner-up was taken: it was shown after all (see shown_alternative)."""
         if tracked.unrecorded is not None:
             self.record(self._suggestion_row(tracked, tracked.unrecorded))
+            tracked.result = _slim(tracked.result)
             self._event(tracked, "shown")
             tracked.unrecorded = None
 
@@ -401,6 +403,13 @@ def _tracked(result: Result, document: Document) -> Tracked:
     return Tracked(
         result, document, offset, text[line_start:offset], text[offset:line_end].rstrip("\r")
     )
+
+
+def _slim(result: Result) -> Result:
+    """What is left to know of a suggestion once its row is written: its id, text and place. The
+    prompt, the model's answer and the cursor context (kilobytes) are let go of, instead of being
+    held for the five minutes of survival checks."""
+    return replace(result, engine=None, context=None, verdicts={}, alternatives=[])
 
 
 def _same_line(document: Document, a: int, b: int) -> bool:
