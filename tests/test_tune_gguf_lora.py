@@ -104,3 +104,33 @@ def test_a_bfloat16_adapter_converts(tmp_path: Path, gemma_path: Path) -> None:
     b = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight.lora_b")
     expected = tensors[f"{Q_PROJ.format(0)}.lora_B.weight"]
     assert np.allclose(np.asarray(b.data, dtype=np.float32), expected, atol=0.05)
+
+
+def test_hintwise_tune_import_installs_a_fitting_adapter_and_refuses_another(
+    tmp_path: Path, gemma_path: Path
+) -> None:
+    """Through the real command: the converted adapter is installed (status shows it, revert
+    undoes it); a folder for another model is refused with the reason and nothing changes."""
+    from click.testing import CliRunner
+
+    from hintwise.lsp_server.cli import main
+
+    env = {"HINTWISE_DATA_DIR": str(tmp_path / "data"), "HINTWISE_MODEL": str(gemma_path)}
+
+    def tune(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["tune", *args], env=env)
+        return result.exit_code, result.output
+
+    other = _peft(tmp_path / "other", _pair(Q_PROJ.format(0), 2048, 2048))
+    code, out = tune("--import", str(other))
+    assert code == 1 and "cannot import" in out
+    assert json.loads(tune("--status", "--json")[1])["installed"] is None
+    fitting = _peft(tmp_path / "peft", _pair(Q_PROJ.format(0), 640, 1024))
+    code, out = tune("--import", str(fitting), "--json")
+    assert code == 0, out
+    installed = json.loads(out)["installed"]
+    assert installed["report"]["imported_from"] == str(fitting)
+    assert gguf.GGUFReader(installed["path"]).fields["adapter.type"].contents() == "lora"
+    assert json.loads(tune("--status", "--json")[1])["installed"]["run"] == installed["run"]
+    assert tune("--revert")[0] == 0
+    assert json.loads(tune("--status", "--json")[1])["installed"] is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -196,7 +197,7 @@ def _import(settings: config.Settings, base: Path, peft_dir: Path) -> dict[str, 
     try:
         gguf_lora.import_peft(peft_dir, base, run / adapters.ADAPTER_FILE)
     except (ValueError, OSError) as error:
-        run.rmdir() if not any(run.iterdir()) else None
+        shutil.rmtree(run, ignore_errors=True)
         raise click.ClickException(f"cannot import {peft_dir}: {error}") from None
     report = {
         "decision": f"imported from {peft_dir}; not evaluated here (hintwise tune --revert "
