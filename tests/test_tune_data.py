@@ -128,3 +128,27 @@ def test_install_only_when_clearly_better_and_not_clearly_worse() -> None:
     assert not decide(paired([], []), None).install
     low, high = wilson(30, 100)
     assert low < 0.3 < high
+
+
+def test_other_training_settings_keep_the_base_answers_other_data_does_not(
+    tmp_path: Path,
+) -> None:
+    from hintwise.lsp_server.config import Settings
+    from hintwise.lsp_server.tune.run import Options, Run, train_dir
+
+    settings, base = Settings(data_dir=str(tmp_path / "data")), tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF" + b"\0" * 100)
+    first = Run(settings, base, Options(repo="/src/a"))
+    for name in ("answers-base-held.json", "answers-tuned-held.json", "cases.json"):
+        (first.work / name).write_text("[]")
+    (train_dir(settings.data_path, base) / "checkpoint").mkdir(parents=True)
+
+    same = Run(settings, base, Options(repo="/src/a"))  # resumed: everything stays
+    assert (same.work / "answers-tuned-held.json").exists()
+    retrain = Run(settings, base, Options(repo="/src/a", train={"epochs": 3.0}))
+    assert (retrain.work / "answers-base-held.json").exists()
+    assert (retrain.work / "cases.json").exists()
+    assert not (retrain.work / "answers-tuned-held.json").exists()
+    assert not train_dir(settings.data_path, base).exists()
+    other = Run(settings, base, Options(repo="/src/b", train={"epochs": 3.0}))
+    assert not (other.work / "answers-base-held.json").exists()

@@ -9,6 +9,7 @@ Runs at low CPU priority, shows a progress bar with an ETA per stage, stops clea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -76,6 +77,12 @@ _LABELS = {
     show_default=True,
     help="Cases in the regression set.",
 )
+@click.option(
+    "--epochs",
+    type=click.FloatRange(0.1, 20),
+    default=None,
+    help="Passes over the training examples (default 1).",
+)
 @click.option("--status", is_flag=True, help="Show the installed adapter and unfinished runs.")
 @click.option("--revert", is_flag=True, help="Go back to the adapter installed before.")
 @click.option(
@@ -95,6 +102,7 @@ def tune(
     holes_per_file: int,
     regression: Path | None,
     regression_size: int,
+    epochs: float | None,
     status: bool,
     revert: bool,
     import_dir: Path | None,
@@ -116,6 +124,8 @@ def tune(
         options = _options(
             since_ms, repo, (max_examples, holes_per_file), regression, regression_size
         )
+        if epochs is not None:
+            options = dataclasses.replace(options, train={"epochs": epochs})
         _train(settings, base, options, max_minutes, as_json)
 
 
@@ -299,7 +309,7 @@ def _train(
     work = tune_run.Run(settings, base, options, deadline, bars)
     store = default_path(settings.data_path)
     try:
-        outcome = tune_run.execute(work, store, train.TrainConfig(), say)
+        outcome = tune_run.execute(work, store, train.TrainConfig(**options.train), say)
     except tune_run.NotEnoughData as error:
         raise click.ClickException(str(error)) from None
     except (tune_run.Stopped, KeyboardInterrupt) as error:

@@ -102,12 +102,27 @@ class Run:
     # -- the work folder -----------------------------------------------------------------------
 
     def _fresh_if_changed(self) -> None:
+        """Other data options start over; other training settings only retrain (the cases and
+        the base model's answers to them stay good)."""
         wanted = dataclasses.asdict(self.options)
         state = self._load("options.json")
-        if state != wanted:
+        if state == wanted:
+            return
+        if isinstance(state, dict) and _without_train(state) == _without_train(wanted):
+            self._forget_training()
+        else:
             self.clear()
-            self.work.mkdir(parents=True, exist_ok=True)
-            self._save("options.json", wanted)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self._save("options.json", wanted)
+
+    def _forget_training(self) -> None:
+        shutil.rmtree(train_dir(self.settings.data_path, self.base), ignore_errors=True)
+        for name in ("tuned-held", "tuned-regression"):
+            (self.work / f"answers-{name}.json").unlink(missing_ok=True)
+        run_dir = self._load("run_dir.json")
+        if run_dir and not (Path(run_dir) / adapters.REPORT_FILE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # an adapter nobody judged
+        (self.work / "run_dir.json").unlink(missing_ok=True)
 
     def clear(self) -> None:
         """Forget the saved stages and the training checkpoint (the base cache stays)."""
@@ -166,6 +181,10 @@ class Run:
 
     def compare(self, name: str, base: Sequence[Answer], tuned: Sequence[Answer]) -> Paired:
         return paired([a.exact for a in base], [a.exact for a in tuned])
+
+
+def _without_train(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key != "train"}
 
 
 def _plain(value: Any) -> Any:
