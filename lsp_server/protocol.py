@@ -42,6 +42,7 @@ log = logging.getLogger("hintwise")
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
+SERVER_NOT_INITIALIZED = -32002
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,26 @@ class HintwiseProtocol(LanguageServerProtocol):
         elif self._shutdown and getattr(message, "method", "exit") != "exit":
             if hasattr(message, "id"):
                 self._answer_error(message.id, INVALID_REQUEST, "the server is shutting down")
+        elif not self._initialize_seen and not self._before_initialize(message):
+            return
         else:
             super().handle_message(message)
+
+    _initialize_seen = False
+
+    def _before_initialize(self, message: Any) -> bool:
+        """Whether a message may go on before `initialize` (LSP: requests get -32002, other
+        notifications than `exit` are dropped; answers to our requests pass)."""
+        method = getattr(message, "method", None)
+        if method is None or method == "exit":
+            return True
+        if method == "initialize":
+            self._initialize_seen = True
+            return True
+        log.warning("%r before initialize: refused", method)
+        if hasattr(message, "id"):
+            self._answer_error(message.id, SERVER_NOT_INITIALIZED, "Server not initialized")
+        return False
 
     def _refuse_batch(self, items: list) -> None:
         ids = [msg_id for item in items if _valid_id(msg_id := _id_of(item))]

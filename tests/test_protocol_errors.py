@@ -137,3 +137,19 @@ async def test_a_failing_notification_is_shown_once_and_a_client_mistake_never(t
         server.report_server_error(JsonRpcInvalidParams(), FeatureRequestError)
     assert shown == ["hintwise: internal error: boom"]
     server.stop()
+
+
+def test_a_request_before_initialize_is_refused_and_the_session_then_works(tmp_path):
+    """LSP: before `initialize`, requests get -32002 and notifications (but exit) are dropped."""
+    server = RawServer(nomodel_env(tmp_path), tmp_path)
+    try:
+        early = server.request(1, "hintwise/status", {})
+        assert early["error"]["code"] == -32002
+        server.send(
+            {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": DOC}}
+        )
+        server.initialize()
+        assert "result" in server.request(2, "hintwise/status", {})
+        assert server.popups() == []
+    finally:
+        server.close()
