@@ -26,6 +26,13 @@ URI = "file:///work/example/primes.py"
 BODY_LINE, BODY_COLUMN = 14, 12  # the blank line inside `if n % divisor == 0:`
 PROMPT = "def is_even(n):\n    return"
 
+# The shape of a report `hintwise tune` writes (lsp_server/tune/run.py), trimmed.
+REPORT = {
+    "decision": "better on your held-out data: +10.0 points [+2.5, +17.5] on 40 rows",
+    "installed": True,
+    "figures": {"held_out": {"base": {"n": 40, "exact": 0.3}, "tuned": {"n": 40, "exact": 0.4}}},
+}
+
 
 def _settings(data: Path, model: Path, lora: str = "") -> Settings:
     settings = Settings(data_dir=str(data))
@@ -48,7 +55,7 @@ def _install(data: Path, model: Path, run_id: str, **lora) -> Path:
     run = adapters.model_dir(data, model) / "runs" / run_id
     run.mkdir(parents=True)
     write_lora(model, run / adapters.ADAPTER_FILE, **lora)
-    (run / adapters.REPORT_FILE).write_text('{"decision": "installed", "user": {"exact": 0.4}}')
+    (run / adapters.REPORT_FILE).write_text(json.dumps(REPORT))
     adapters.install(data, model, run)
     return run
 
@@ -147,7 +154,7 @@ async def test_the_installed_adapter_is_used_and_a_new_one_is_picked_up_without_
         ready = await wait_ready(client, timeout=120)
         assert ready.state == "ready"
         assert ready.adapter.run_id == "r1" and ready.adapter.loaded
-        assert ready.adapter.report.user.exact == 0.4
+        assert ready.adapter.report.figures.held_out.tuned.exact == 0.4
         open_document(client, URI, EXAMPLE)
         result = await inline(client, URI, BODY_LINE, BODY_COLUMN)
         assert result.items[0].insert_text.strip() == "return False"  # B = 0 changes nothing
@@ -209,9 +216,10 @@ def test_doctor_shows_the_adapter_and_names_a_broken_one_with_its_fix(
     done = _hintwise(["doctor", "--json", "--no-speed"], tmp_path, gemma_path)
     lora = json.loads(done.stdout)["model"]["adapter"]
     assert lora["run_id"] == "r1" and lora["loaded"] and lora["size_bytes"] > 1_000_000
-    assert lora["report"] == {"decision": "installed", "user": {"exact": 0.4}}
+    assert lora["report"]["decision"] == REPORT["decision"]
     text = _hintwise(["doctor", "--no-speed"], tmp_path, gemma_path).stdout
-    assert "adapter: run r1" in text and "user.exact 0.4" in text
+    assert "adapter: run r1" in text and "its run: better on your held-out data" in text
+    assert "held-out exact answers: base 30.0% → tuned 40.0% (40 cases)" in text
 
     _install(tmp_path, gemma_path, "r2", architecture="llama", targets=("attn_q",))
     broken = _hintwise(["doctor", "--no-speed"], tmp_path, gemma_path)

@@ -222,26 +222,22 @@ def _gate_check(settings: config.Settings, problems: list[str]) -> dict:
 def _adapter_lines(lora: dict | None) -> list[str]:
     """The LoRA adapter completions use: which, how big, what its run measured; or why not."""
     if not lora:
-        return []
+        return ["  adapter: none (`hintwise tune` trains one on your feedback)"]
     which = f"run {lora['run_id']}" if lora.get("run_id") else "model.adapter"
     if lora.get("problem"):
         return [f"  adapter ({which}): NOT USED, {lora['problem']}; fix: {lora['fix']}"]
     size = (lora.get("size_bytes") or 0) / 1e6
     lines = [f"  adapter: {which}, {lora['path']} ({size:.1f} MB), for completions"]
-    flat = _flatten(lora.get("report") or {})
-    if flat:
-        lines.append("  its report: " + ", ".join(f"{k} {v}" for k, v in flat.items()))
+    report = lora.get("report") or {}
+    if report.get("decision"):
+        lines.append(f"  its run: {report['decision']}")
+    held = (report.get("figures") or {}).get("held_out") or {}
+    if "base" in held and "tuned" in held:
+        lines.append(
+            f"  held-out exact answers: base {held['base'].get('exact', 0):.1%} → tuned "
+            f"{held['tuned'].get('exact', 0):.1%} ({held['base'].get('n', 0)} cases)"
+        )
     return lines
-
-
-def _flatten(report: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for key, value in report.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = round(value, 3) if isinstance(value, float) else value
-    return flat
 
 
 def _static_lines(checks: dict) -> list[str]:
