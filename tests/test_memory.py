@@ -36,6 +36,7 @@ async def test_notifications_leave_no_futures_behind(tmp_path):
     server = create_server(settings)
     server.loop = asyncio.get_running_loop()
     protocol = server.protocol
+    protocol._initialize_seen = True  # a session after `initialize` (not run here: no model)
     opened = {"uri": URI, "languageId": "python", "version": 1, "text": "x = 1\n"}
     protocol.handle_message(
         protocol._structure(notification("textDocument/didOpen", {"textDocument": opened}))
