@@ -57,3 +57,15 @@ def test_a_bad_date_or_a_missing_model_is_a_clear_error(env, tmp_path: Path) -> 
     missing = dict(env, HINTWISE_MODEL=str(tmp_path / "gone.gguf"))
     code, out = _tune(missing, "--status")
     assert code == 1 and "does not exist" in out
+
+
+def test_without_the_tune_extra_the_install_command_is_said_before_any_work(
+    env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as without `pip install "hintwise[tune]"`
+    code, out = _tune(env, "--from-repo", str(tmp_path))
+    assert code == 1 and 'pip install "hintwise[tune]"' in out and "Traceback" not in out
+    code, out = _tune(env, "--status")
+    assert "unfinished" not in out  # nothing was started

@@ -300,6 +300,11 @@ def _train(
 ) -> None:
     _quiet_hugging_face()
     train = _tune_module("train")
+    runtime = _tune_module("runtime")
+    try:
+        runtime.require()  # before any work: not after half an hour of asking the model
+    except runtime.TuneUnavailable as error:
+        raise click.ClickException(str(error)) from None
     from hintwise.lsp_server.tune import run as tune_run
 
     _lower_priority()
@@ -312,6 +317,10 @@ def _train(
         outcome = tune_run.execute(work, store, train.TrainConfig(**options.train), say)
     except tune_run.NotEnoughData as error:
         raise click.ClickException(str(error)) from None
+    except (RuntimeError, OSError, ValueError) as error:  # no model, a full disk, no examples
+        raise click.ClickException(
+            f"{error}. The work so far is kept: run again to go on."
+        ) from None
     except (tune_run.Stopped, KeyboardInterrupt) as error:
         bars.close()
         reason = str(error) or "interrupted"
