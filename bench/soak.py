@@ -1,7 +1,7 @@
 """Memory over a long typing session: does the server's RSS keep growing?
 
     python bench/soak.py [--minutes 15] [--warmup 0.2] [--warmup-minutes 5.5] [--options JSON]
-        [--json OUT]
+        [--engine bundled|echo] [--json OUT]
 
 One `hintwise serve` (stdio, the bundled model, short answers so that many requests fit in the
 time), driven like an editor by a scripted user: it types into one of several open files, asks for
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from kill9 import FAST, lsp_range, start_server  # noqa: E402
+from kill9 import FAST, echo_engine, lsp_range, start_server  # noqa: E402
 
 SOURCE = (ROOT / "examples" / "primes.py").read_text()
 
@@ -67,9 +67,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--options", type=json.loads, default={})
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--engine",
+        choices=("bundled", "echo"),
+        default="bundled",
+        help="echo: an engine that answers at once (kill9.py's), to tell the server's own "
+        "memory from the model's with many more requests in the same time",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    options = {**FAST, **{k: {**FAST.get(k, {}), **v} for k, v in args.options.items()}}
+    base = {**FAST, **echo_engine()} if args.engine == "echo" else FAST
+    options = {**base, **{k: {**base.get(k, {}), **v} for k, v in args.options.items()}}
     process, client = start_server(Path(tempfile.mkdtemp(prefix="hintwise-soak-")), options)
     documents: dict[str, dict] = {}
     opened = 0
@@ -149,6 +157,7 @@ def main() -> None:
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "minutes": args.minutes,
+        "engine": args.engine,
         "options": args.options,
         "requests": requests,
         "requests_after_warmup": requests - after[0][0] if after else 0,

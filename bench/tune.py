@@ -2,7 +2,7 @@
 
     python bench/tune.py --repo PATH [--max-examples 240] [--holes-per-file 8]
         [--fim ../shared/data/fim/humaneval_single_line.jsonl] [--regression-size 100]
-        [--max-minutes 120] [--json OUT]
+        [--max-minutes 120] [--learning-rate LR] [--epochs N] [--json OUT]
 
 Runs the real command, `hintwise tune --from-repo PATH`, in a fresh data directory (no feedback
 store, no adapter, the shipped gate): 80% of the repository's files give the training examples,
@@ -44,6 +44,10 @@ def run_tune(args: argparse.Namespace, data_dir: Path) -> tuple[dict, float, int
     ]  # fmt: skip
     if args.fim.exists():
         command += ["--regression", str(args.fim)]
+    if args.learning_rate:
+        command += ["--learning-rate", str(args.learning_rate)]
+    if args.epochs:
+        command += ["--epochs", str(args.epochs)]
     env = dict(os.environ, HINTWISE_DATA_DIR=str(data_dir))
     if args.model:
         env["HINTWISE_MODEL"] = args.model
@@ -98,6 +102,8 @@ def main() -> None:
     parser.add_argument("--fim", type=Path, default=FIM)
     parser.add_argument("--regression-size", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=120)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hintwise-tune-bench-") as data_dir:

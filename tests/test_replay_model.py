@@ -91,3 +91,27 @@ def test_a_small_repository_replays_end_to_end(worker, tmp_path):
     assert all(row.exact == (row.suggestion.rstrip() == row.hole.hidden.rstrip()) for row in rows)
     assert summary(rows)["files"] == 2
     assert not Path(tmp_path / "data" / "gate").exists()  # replaying never installs a gate
+
+
+def test_training_prompts_are_built_as_the_answers_prompts_without_answering(worker, tmp_path):
+    """`hintwise tune` trains on prompts built without generation (cases.prompts); they must be
+    the very token ids the server's pipeline builds when it answers (cases.ask)."""
+    from hintwise.lsp_server.tune.cases import Case, ask, prompts
+
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    lines = TABLE.splitlines(keepends=True)
+    cut = sum(map(len, lines[:8]))
+    table = TABLE[:cut] + TABLE[cut + len("STEP_7 = 7") :]
+    body = HELPERS.index("a + b\n\n")
+    asked_cases = [
+        Case(table, cut, "python", "STEP_7 = 7", "repo:t:8"),
+        Case(HELPERS[:body] + HELPERS[body + 5 :], body, "python", "a + b", "repo:h:3"),
+        Case("", 0, "python", "x", "repo:empty:0"),
+    ]
+    answered = ask(worker, asked_cases, settings)
+    built = prompts(worker, asked_cases, settings)
+    assert [a.prompt for a in built[:2]] == [a.prompt for a in answered[:2]]
+    assert [a.healed for a in built[:2]] == [a.healed for a in answered[:2]]
+    assert all(len(a.prompt) > 10 and a.suggestion == "" for a in built[:2])
+    assert built[0].example() is not None and built[0].example().target.endswith("STEP_7 = 7")
+    assert built[2].prompt == answered[2].prompt

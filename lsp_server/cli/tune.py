@@ -31,7 +31,8 @@ from hintwise.telemetry import default_path
 PAUSED_EXIT = 3  # stopped at the time limit or interrupted; run again to continue
 TUNE_INSTALL = 'pip install "hintwise[tune]"'
 _LABELS = {
-    "base-train": "base model, training cases",
+    "base-train": "base model, training cases (for the gate)",
+    "prompts-train": "training prompts",
     "base-held": "base model, held-out cases",
     "base-regression": "base model, regression set",
     "train": "training",
@@ -83,6 +84,12 @@ _LABELS = {
     default=None,
     help="Passes over the training examples (default 1).",
 )
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(1e-6, 1e-1),
+    default=None,
+    help="The LoRA training's step size (default 2e-4).",
+)
 @click.option("--status", is_flag=True, help="Show the installed adapter and unfinished runs.")
 @click.option("--revert", is_flag=True, help="Go back to the adapter installed before.")
 @click.option(
@@ -103,6 +110,7 @@ def tune(
     regression: Path | None,
     regression_size: int,
     epochs: float | None,
+    learning_rate: float | None,
     status: bool,
     revert: bool,
     import_dir: Path | None,
@@ -124,8 +132,10 @@ def tune(
         options = _options(
             since_ms, repo, (max_examples, holes_per_file), regression, regression_size
         )
-        if epochs is not None:
-            options = dataclasses.replace(options, train={"epochs": epochs})
+        training = {"epochs": epochs, "learning_rate": learning_rate}
+        chosen = {key: value for key, value in training.items() if value is not None}
+        if chosen:
+            options = dataclasses.replace(options, train=chosen)
         _train(settings, base, options, max_minutes, as_json)
 
 

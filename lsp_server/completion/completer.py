@@ -127,6 +127,17 @@ class Completer:
             alternatives=not automatic,
         )
 
+    def request_for(
+        self, document: Document, offset: int, settings: CompletionSettings
+    ) -> CompletionRequest | None:
+        """The model request an automatic completion at `offset` would make, or None where
+        none would be made: `hintwise tune` builds training prompts from it without paying for
+        the answers it does not need."""
+        ctx = cursor_context.build(document, offset, settings, self.anchors.get(document.uri))
+        if ctx.mode == "none" or document.looks_binary():
+            return None
+        return self._request(ctx, settings, document=document)
+
     def prewarm(self, document: Document, offset: int, settings: CompletionSettings) -> None:
         """Evaluate the prompt for `offset` in the background so the next request is warm."""
         if not settings.enabled or not settings.prewarm or self.worker.state == "failed":

@@ -21,6 +21,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hintwise.lsp_server.code.documents import Document
 from hintwise.lsp_server.completion.completer import Completer
@@ -117,6 +118,19 @@ def asking_settings(settings: CompletionSettings, single: bool) -> CompletionSet
     )
 
 
+def prepare(worker: ModelWorker) -> None:
+    """Finish the engine's background preparation before the first case: a request that comes
+    first goes without token healing (Vocabulary.prepare), so the first cases of a run would
+    get other prompts than the rest, and than the server's once it has run a second."""
+
+    def finish(engine: Any, cancelled: Callable[[], bool]) -> None:
+        while not engine.prepare(cancelled):
+            if cancelled():
+                return
+
+    worker.submit(finish).future.result()
+
+
 def ask(
     worker: ModelWorker,
     cases: Sequence[Case],
@@ -124,6 +138,7 @@ def ask(
     progress: Callable[[int], None] = lambda done: None,
 ) -> list[Answer]:
     """Every case through the completion pipeline, one after the other, in order."""
+    prepare(worker)
     scoring = dataclasses.replace(
         settings.gate, enabled=True, pre_threshold=0.0, post_threshold=0.0
     )
@@ -154,3 +169,48 @@ def ask(
         return answers
 
     return asyncio.run(run())
+
+
+def prompts(
+    worker: ModelWorker,
+    cases: Sequence[Case],
+    settings: Settings,
+    progress: Callable[[int], None] = lambda done: None,
+) -> list[Answer]:
+    """Every case's prompt as the server would build it, without asking for an answer.
+
+    A training example needs only the prompt and what the user kept, not the base model's
+    answer: building a prompt takes milliseconds where an answer takes seconds, so training can
+    use many more of the replayed repository's lines in the same time. The Answers carry no
+    suggestion and no gate features."""
+    completer = Completer(worker, settings.model_spec())
+    requests = []
+    for number, case in enumerate(cases):
+        document = Document(
+            f"file:///hintwise-tune/{number}", case.language, 0, case.text, "utf-32"
+        )
+        asked = asking_settings(settings.completion, not case.origin.startswith("store:"))
+        requests.append(completer.request_for(document, case.offset, asked))
+
+    prepare(worker)
+
+    def build(engine: Any, cancelled: Callable[[], bool]) -> list[tuple[tuple[int, ...], str]]:
+        if not hasattr(engine, "build_prompt"):
+            raise TypeError("training needs the local llama.cpp engine (model.engine: local)")
+        built: list[tuple[tuple[int, ...], str]] = []
+        for number, request in enumerate(requests):
+            if request is None:
+                built.append(((), ""))
+            else:
+                tokens, healed, _, _ = engine.build_prompt(request)
+                built.append((tuple(tokens), healed.decode("utf-8", errors="replace")))
+            if number % 50 == 49:
+                progress(number + 1)
+        progress(len(requests))
+        return built
+
+    built = worker.submit(build).future.result()
+    return [
+        Answer(case, "", prompt, healed)
+        for case, (prompt, healed) in zip(cases, built, strict=True)
+    ]

@@ -36,6 +36,9 @@ from hintwise.models.files import adapters
 from hintwise.models.tune.examples import Example
 
 CHUNK = 16  # cases asked between saves and deadline checks
+# Training cases the base model answers, for retraining the gate (replay_gate.py): enough for
+# its figures; the other training cases need only their prompts.
+GATE_ROWS = 400
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
@@ -172,6 +175,23 @@ class Run:
             worker.stop()
         return answers
 
+    def prompts(self, name: str, cases: Sequence[Case]) -> list[Answer]:
+        """Every case's prompt without an answer (training needs no more), saved at once."""
+        saved = self._load(f"{name}.json")
+        if saved is not None and len(saved) == len(cases):
+            return [_answer(case, row) for case, row in zip(cases, saved, strict=True)]
+        worker = start_worker(_with_adapter(self.settings, None))
+        try:
+            if not worker.wait_ready():
+                raise RuntimeError(f"the model did not load: {worker.error}")
+            built = tune_cases.prompts(
+                worker, cases, self.settings, self._counter(name, 0, len(cases))
+            )
+        finally:
+            worker.stop()
+        self._save(f"{name}.json", [_row(answer) for answer in built])
+        return built
+
     def _counter(self, name: str, done: int, total: int) -> Callable[[int], None]:
         return lambda n: self.progress(name, done + n, total)
 
@@ -282,6 +302,13 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
     return found
 
 
+def spread(cases: Sequence[Case], count: int) -> list[Case]:
+    """At most `count` cases taken evenly through the list (every file, not the first ones)."""
+    if len(cases) <= count:
+        return list(cases)
+    return [cases[i * len(cases) // count] for i in range(count)]
+
+
 def _file_order(case: Case) -> tuple[str, int]:
     """Holes of one file together, top to bottom: llama.cpp then reuses the cached start of
     the prompt from one hole to the next, as it does for a user moving down a file."""
@@ -307,11 +334,11 @@ def execute(
     from hintwise.models.tune import gguf_lora, train
 
     cases = collect(run, store, say)
-    base_train = run.answers("base-train", cases["train"], None)
+    base_train = run.answers("base-train", spread(cases["train"], GATE_ROWS), None)
     base_held = run.answers("base-held", cases["held"], None)
     base_regression = run.answers("base-regression", cases["regression"], None)
     gate = retrain_gate(run, base_train, base_held)
-    examples = run.examples(base_train)
+    examples = run.examples(run.prompts("prompts-train", cases["train"]))
     per_case = _seconds_per_case(run)
     reserve = per_case * (len(cases["held"]) + len(cases["regression"])) + 60
     deadline = None if run.deadline is None else run.deadline - reserve
