@@ -2,7 +2,8 @@
 
     python bench/tune.py --repo PATH [--max-examples 240] [--holes-per-file 8]
         [--fim ../shared/data/fim/humaneval_single_line.jsonl] [--regression-size 100]
-        [--max-minutes 120] [--learning-rate LR] [--epochs N] [--json OUT]
+        [--max-minutes 120] [--learning-rate LR] [--epochs N] [--data-dir DIR]
+        [--json OUT]
 
 Runs the real command, `hintwise tune --from-repo PATH`, in a fresh data directory (no feedback
 store, no adapter, the shipped gate): 80% of the repository's files give the training examples,
@@ -105,9 +106,18 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Keep the run here (default: a temporary folder); the same folder resumes it.",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hintwise-tune-bench-") as data_dir:
-        result, seconds, rounds = run_tune(args, Path(data_dir))
+    if args.data_dir is not None:
+        result, seconds, rounds = run_tune(args, args.data_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hintwise-tune-bench-") as data_dir:
+            result, seconds, rounds = run_tune(args, Path(data_dir))
     summary = report(result, seconds, rounds)
     summary["repo"] = str(args.repo)
     for key, value in summary.items():

@@ -31,7 +31,7 @@ class Labelled:
 
 
 _SQL = """
-    SELECT s.id, s.created_ms, s.features,
+    SELECT s.id, s.created_ms, s.features, s.rowid AS row_number,
         EXISTS (SELECT 1 FROM events e WHERE e.suggestion_id = s.id
                 AND e.kind IN ('accepted', 'partially_accepted')) AS accepted,
         EXISTS (SELECT 1 FROM events e WHERE e.suggestion_id = s.id
@@ -40,14 +40,24 @@ _SQL = """
             ORDER BY e.check_after_s DESC LIMIT 1) AS survival
     FROM suggestions s
     WHERE s.kind = 'completion' AND s.features IS NOT NULL
-    ORDER BY s.created_ms, s.rowid
+"""
+# The newest answered ones first, at most :limit of them.
+_NEWEST_SQL = f"""
+    SELECT * FROM ({_SQL}) WHERE accepted OR rejected
+    ORDER BY created_ms DESC, row_number DESC LIMIT :limit
 """
 
 
-def labelled(db: DbLike) -> Iterator[Labelled]:
-    """Every answered completion in the store, oldest first (unanswered ones are skipped)."""
+def labelled(db: DbLike, newest: int | None = None) -> Iterator[Labelled]:
+    """Every answered completion in the store, oldest first (unanswered ones are skipped).
+    With `newest`: only that many, the most recent, newest first (read from the end and one at
+    a time, so that a retrain's cost and memory do not grow with the store)."""
     with connection(db) as conn:
-        for row_id, created_ms, features, accepted, rejected, survival in conn.execute(_SQL):
+        if newest is None:
+            rows = conn.execute(_SQL + " ORDER BY s.created_ms, s.rowid")
+        else:
+            rows = conn.execute(_NEWEST_SQL, {"limit": newest})
+        for row_id, created_ms, features, _, accepted, rejected, survival in rows:
             if not accepted and not rejected:
                 continue
             try:

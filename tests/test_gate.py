@@ -444,3 +444,27 @@ def test_items_carry_the_gate_scores_for_plugins():
         "gate": None,
         "pre": None,
     }
+
+
+@needs_cups
+def test_retraining_reads_the_store_in_bounded_memory(tmp_path):
+    """The server retrains every `gate.retrain_every` answers and malloc keeps each peak, so a
+    peak that grew with the store made bench/soak.py's RSS climb (~5 MB per 1,000 requests).
+    Rows are reduced to arrays as they are read (they were kept as parsed JSON, ~6.4 KB each)
+    and only the `max_rows` most recent are kept."""
+    import tracemalloc
+
+    from hintwise.lsp_server.gate.training import store_data
+
+    _store_from_cups(tmp_path, cups_rows())
+    db = tmp_path / "telemetry.db"
+    peaks, found = {}, {}
+    for cap in (50, 768):
+        tracemalloc.start()
+        found[cap] = store_data(db, max_rows=cap).data
+        peaks[cap] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert len(found[50]) == 50 and len(found[768]) == 768
+    assert list(found[50].times) == list(found[768].times[-50:])  # the most recent
+    assert peaks[768] < 2_500 * 768, peaks
+    assert peaks[50] < peaks[768] / 4, peaks
