@@ -5,6 +5,7 @@ and `gate eval`, and the server's background retraining, all call these function
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,59 +75,46 @@ class StoreData:
 # memory does not grow with the store: the server retrains every `gate.retrain_every` answers,
 # and the peak of each retrain stays in the process (malloc keeps it), so a peak that grew with
 # the store read as a leak of ~5 MB per 1,000 requests in bench/soak.py.
-MAX_ROWS = 20_000
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One answered suggestion reduced to what training needs (its stored JSON parsed into
-    dicts is ~5 KB; these arrays are ~0.5 KB)."""
-
-    pre: np.ndarray
-    post: np.ndarray
-    accepted: bool
-    survival: float | None
-    survived: bool | None  # Labelled.survived
-    created_ms: float
+MAX_ROWS = 10_000
 
 
 def store_data(db, min_survival: int = 200, max_rows: int = MAX_ROWS) -> StoreData:
     """The user's answered suggestions (the `max_rows` most recent) as training rows, using the
     features the server stored when it showed each one (so training sees exactly what serving
     saw). Trained on survived acceptance (accepted text still there at the last check) once
-    that many have survival data. Rows are reduced to arrays as they are read."""
-    rows: list[_Row] = []
+    that many have survival data.
+
+    Each row is reduced to flat arrays as it is read (~0.5 KB a row; its JSON parsed into
+    dicts is ~6 KB)."""
+    pre, post, times = array("d"), array("d"), array("d")
+    accepted, survival = array("b"), array("b")  # survival: -1 none, 0 deleted, 1 survived
     for row in store_labels.labelled(db, newest=max_rows):  # newest first
         gate = row.features.get("gate")
         if not isinstance(gate, dict) or gate.get("version") != FEATURE_VERSION:
             continue
-        rows.append(
-            _Row(
-                np.array(vector(gate.get("pre", {}), STAGES["pre"]), dtype=np.float64),
-                np.array(vector(gate.get("post", {}), STAGES["post"]), dtype=np.float64),
-                row.accepted,
-                row.survival,
-                row.survived,
-                row.created_ms,
-            )
-        )
-    rows.reverse()
-    with_survival = sum(row.accepted and row.survival is not None for row in rows)
+        pre.extend(vector(gate.get("pre", {}), STAGES["pre"]))
+        post.extend(vector(gate.get("post", {}), STAGES["post"]))
+        times.append(row.created_ms)
+        accepted.append(row.accepted)
+        survival.append(-1 if row.survival is None else int(bool(row.survived)))
+    rows = len(times)
+    order = slice(None, None, -1)  # oldest first
+    data = train.Data(
+        pre=np.frombuffer(pre, dtype=np.float64).reshape(rows, len(STAGES["pre"]))[order].copy(),
+        post=np.frombuffer(post, dtype=np.float64).reshape(rows, len(STAGES["post"]))[order].copy(),
+        labels=np.frombuffer(accepted, dtype=np.int8)[order].astype(bool),
+        groups=np.full(rows, "you"),
+        times=np.frombuffer(times, dtype=np.float64)[order].copy(),
+    )
+    known = np.frombuffer(survival, dtype=np.int8)[order]
+    with_survival = int((data.labels & (known >= 0)).sum())
     label = "survived" if with_survival >= min_survival else "accepted"
     if label == "survived":
-        rows = [row for row in rows if not row.accepted or row.survival is not None]
-    data = train.Data(
-        pre=np.array([row.pre for row in rows]).reshape(-1, len(STAGES["pre"])),
-        post=np.array([row.post for row in rows]).reshape(-1, len(STAGES["post"])),
-        labels=np.array(
-            [bool(row.survived) if label == "survived" else row.accepted for row in rows],
-            dtype=bool,
-        ),
-        groups=np.array(["you"] * len(rows)),
-        times=np.array([row.created_ms for row in rows], dtype=np.float64),
-    )
+        keep = ~data.labels | (known >= 0)
+        data = data.subset(keep)
+        data.labels = known[keep] == 1
     counts = {
-        "labelled": len(rows),
+        "labelled": len(data),
         "accepted": int(data.labels.sum()),
         "with_survival": with_survival,
     }
