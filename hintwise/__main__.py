@@ -2,4 +2,5 @@
 
 from hintwise.lsp_server.cli import main
 
-main()
+if __name__ == "__main__":  # not when a child process (gate retraining) imports it
+    main()

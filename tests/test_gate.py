@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -401,10 +402,6 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
         },
     )
     assert not problems
-    from hintwise.lsp_server.gate import retrain
-
-    trims = []
-    monkeypatch.setattr(retrain, "give_back_memory", lambda: trims.append(1))
     server = HintwiseServer(settings)
     server.feedback.open(settings.telemetry, settings.data_path)
     assert server.gate.model.directory == clueless
@@ -417,9 +414,9 @@ def test_the_server_retrains_in_the_background_after_enough_answers(tmp_path, mo
     thread.join(timeout=120)
     result = server.retrainer.last_result
     assert result["rows"] == 768 and result["installed"]
+    assert result["process"] != os.getpid()  # trained in a child: its memory is not the server's
     assert gate_model.load(tmp_path / "gate").meta["label"].startswith("personal")
     assert server.gate.session.shown == 3 and server.gate.session.accepted == 1
-    assert trims == [1]  # the retrain's freed memory given back (bench/soak.py's steps)
     server.stop()
 
 

@@ -1,26 +1,55 @@
 """Background retraining: after `gate.retrain_every` new answered suggestions, train a personal
-gate on the store in a thread and install it if it beats the current one; the Gatekeeper picks
-the new file up at its next request.
+gate on the store in a child process and install it if it beats the current one; the Gatekeeper
+picks the new file up at its next request.
+
+The training runs in a process of its own, at low priority, not on a thread of the server:
+its memory is the system's again when it ends. On a thread, each retrain (the store's rows, then
+LightGBM on threads of its own, each with its own glibc heap) left a few MB resident in the
+server, a step every few hundred answers in bench/soak.py; and a crash in LightGBM cannot take
+the server down with it.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from hintwise.lsp_server.config import Settings
 from hintwise.lsp_server.gate.keeper import Gatekeeper
 from hintwise.lsp_server.gate.training import NotEnoughData, train_personal
+from hintwise.models.gate import model as gate_model
 from hintwise.telemetry import default_path
 
 log = logging.getLogger("hintwise")
+CHILD_NICE = 10  # below the server and the editor, as `hintwise tune` runs
+
+
+def train_in_child(db: Path, data_dir: Path, current_dir: Path, min_labels: int) -> dict:
+    """train_personal in a child process (fresh interpreter, `nice` CHILD_NICE); its result,
+    or NotEnoughData raised again here."""
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _lower_priority) as pool:
+        return pool.submit(_train, db, data_dir, current_dir, min_labels).result()
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # no nice() on Windows
+        os.nice(CHILD_NICE)
+
+
+def _train(db: Path, data_dir: Path, current_dir: Path, min_labels: int) -> dict:
+    result = train_personal(db, data_dir, gate_model.load(current_dir), min_labels)
+    return result | {"process": os.getpid()}
 
 
 class Retrainer:
-    """Counts answers; every `gate.retrain_every` of them, retrains on a thread of its own."""
+    """Counts answers; every `gate.retrain_every` of them, retrains (a thread waits on the child
+    process)."""
 
     def __init__(
         self,
@@ -56,10 +85,10 @@ class Retrainer:
             current = self.gate.model
             if current is None:
                 return
-            result = train_personal(
+            result = train_in_child(
                 default_path(settings.data_path),
                 settings.data_path,
-                current,
+                current.directory,
                 settings.gate.min_labels,
             )
             self.last_result = result
@@ -75,19 +104,3 @@ class Retrainer:
             log.exception("gate retraining failed")
         finally:
             self.running = None
-            give_back_memory()
-
-
-def give_back_memory() -> None:
-    """Return the retrain's freed memory to the system (glibc's malloc_trim; elsewhere nothing).
-
-    A retrain runs on a new thread, and LightGBM on threads of its own: glibc gives threads
-    their own heaps and keeps what was freed there, so each retrain left a few MB of resident
-    memory behind, a step every few hundred answers in bench/soak.py."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is not None:
-        trim(0)
