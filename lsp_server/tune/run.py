@@ -334,7 +334,8 @@ def execute(
     from hintwise.models.tune import gguf_lora, train
 
     cases = collect(run, store, say)
-    base_train = run.answers("base-train", spread(cases["train"], GATE_ROWS), None)
+    replayed = [case for case in cases["train"] if case.origin.startswith("repo:")]
+    base_train = run.answers("base-train", spread(replayed, GATE_ROWS), None)  # for the gate
     base_held = run.answers("base-held", cases["held"], None)
     base_regression = run.answers("base-regression", cases["regression"], None)
     gate = retrain_gate(run, base_train, base_held)
