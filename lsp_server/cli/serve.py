@@ -54,7 +54,10 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handler.addFilter(_QuietDisconnect())
+    from hintwise.lsp_server.allocator import keep_large_blocks_out_of_the_heap
     from hintwise.lsp_server.features import create_server
+
+    keep_large_blocks_out_of_the_heap()
 
     server = create_server(overrides=overrides(model, url=url))
     try:

@@ -28,6 +28,7 @@ import numpy as np
 
 from hintwise.models.engine import Candidate
 from hintwise.models.llama.loading import last_logits
+from hintwise.models.llama.logits import log_softmax
 
 if TYPE_CHECKING:
     from hintwise.models.engine import CompletionRequest
@@ -117,11 +118,11 @@ def search(completer: Completer, branch: Branch, limits: Limits) -> Ranked:
     if not seeds:  # it stopped before writing any content: nothing to choose between
         return Ranked(branch, searched=1)
     logits = last_logits(completer.llm, completer.vocab.n_vocab)
-    logprobs = _log_softmax(logits, seeds)
+    logprobs = log_softmax(logits, seeds)
     floor = math.log(request.candidate_min_p) if request.candidate_min_p > 0 else -math.inf
     seeds = [seed for i, seed in enumerate(seeds) if i == 0 or logprobs[i] >= floor]
     seeds += [seed for seed in name_seeds(completer, branch, request) if seed not in seeds]
-    logprobs = _log_softmax(logits, seeds)
+    logprobs = log_softmax(logits, seeds)
     tail = suffix_tail(request.suffix) if len(seeds) > 1 else ""  # one: nothing to rank
     fork_at = branch.evaluated
     scored: list[tuple[Branch, float | None]] = []
@@ -216,14 +217,8 @@ def _decode_scored(
         for i in range(len(chunk)):
             following = start + i + 1
             if following < len(tokens):
-                scores.append(_log_softmax(rows[i], [tokens[following]])[0])
+                scores.append(log_softmax(rows[i], [tokens[following]])[0])
     return scores
-
-
-def _log_softmax(logits: np.ndarray, tokens: list[int]) -> list[float]:
-    top = float(logits.max())
-    log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
-    return [float(logits[token]) - log_norm for token in tokens]
 
 
 def _candidate(branch: Branch, score: float | None) -> Candidate:

@@ -23,6 +23,7 @@ import numpy as np
 
 from hintwise.models.engine import Generation, GenerationRequest, StopReason
 from hintwise.models.llama.loading import evaluate, last_logits, open_context
+from hintwise.models.llama.logits import log_softmax_at
 from hintwise.models.llama.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -230,8 +231,9 @@ class Chat:
         """The next token (greedy, or sampled at `temperature`) among those the grammar allows,
         with its log-probability under the unconstrained distribution; -1 when none is allowed."""
         n_vocab = self.vocab.n_vocab
-        top = float(logits.max())
-        log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
+        if sampler is None and temperature <= 0:
+            token = int(np.argmax(logits))
+            return token, log_softmax_at(logits, token)
         if sampler is None:
             allowed_ids, allowed_logits = np.arange(n_vocab), logits
         else:
@@ -247,7 +249,7 @@ class Chat:
             weights = np.exp(scaled)
             choice = int(rng.choice(len(weights), p=weights / weights.sum()))
         token = int(allowed_ids[choice])
-        return token, float(logits[token]) - log_norm
+        return token, log_softmax_at(logits, token)
 
     def _grammar_filter(
         self, logits: np.ndarray, sampler: Any, k: int

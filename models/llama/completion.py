@@ -23,6 +23,7 @@ from hintwise.models import fim as fim_formats
 from hintwise.models.engine import Completion, CompletionRequest, StopReason
 from hintwise.models.llama import candidates
 from hintwise.models.llama.loading import evaluate, last_logits
+from hintwise.models.llama.logits import largest, log_softmax_at, masked
 from hintwise.models.llama.threads import BatchThreads
 from hintwise.models.llama.vocabulary import Vocabulary
 from hintwise.models.prompt import PieceIndex, fit_preamble, fit_prefix, fit_suffix, heal
@@ -256,18 +257,18 @@ class Completer:
             if allowed:
                 ids = np.asarray(allowed)
                 return [int(t) for t in _top(ids, logits[ids], k)]
-        masked = logits
+        choices = logits
         if banned or (indent and not remaining):
-            masked = np.full_like(logits, -np.inf) if indent and not remaining else logits.copy()
+            mask = masked(logits, -np.inf if indent and not remaining else None)
             if indent and not remaining:
                 ids = self.vocab.indenting(indent)
-                masked[ids] = logits[ids]
+                mask[ids] = logits[ids]
             if banned:
-                masked[list(banned)] = -np.inf
+                mask[list(banned)] = -np.inf
+            choices = mask
         if k == 1:
-            return [int(np.argmax(masked))]
-        best = _top(np.arange(len(masked)), masked, k)
-        return [int(t) for t in best if np.isfinite(masked[t])] or [int(best[0])]
+            return [int(np.argmax(choices))]
+        return largest(choices if choices is not logits else masked(logits), k)
 
 
 @dataclass
@@ -316,13 +317,6 @@ class Limits:
         if time.perf_counter() > self.deadline:
             return "time"
         return None
-
-
-def log_softmax_at(logits: np.ndarray, token: int) -> float:
-    """log p(token) under the softmax of `logits`."""
-    top = float(logits.max())
-    log_norm = top + float(np.log(np.exp(logits - top).sum(dtype=np.float64)))
-    return float(logits[token]) - log_norm
 
 
 def _top(ids: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hintwise.models.engine import TokenScore
+from hintwise.models.llama.logits import log_softmax
 from hintwise.models.llama.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -128,13 +129,6 @@ def _common_prefix(tokens: list[int], llm: Llama) -> int:
 
 def _token_score(vocab: Vocabulary, row: np.ndarray, token: int, offset: int) -> TokenScore:
     """`token` scored against one row of logits, with the row's own best token."""
-    top = float(row.max())
-    log_norm = top + float(np.log(np.exp(row - top).sum(dtype=np.float64)))
     best = int(np.argmax(row))
-    return TokenScore(
-        offset,
-        vocab.text(token),
-        float(row[token]) - log_norm,
-        vocab.text(best),
-        top - log_norm,
-    )
+    logprob, best_logprob = log_softmax(row, [token, best])
+    return TokenScore(offset, vocab.text(token), logprob, vocab.text(best), best_logprob)
