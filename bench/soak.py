@@ -16,7 +16,9 @@ Reported: RSS after warm-up (the first `--warmup` share of the requests, and at 
 tracker's population grows for five minutes whatever the rate, and on a busy machine that growth
 over a few hundred requests read as megabytes per 1,000) and at the end, and the slope of RSS
 against requests after warm-up (least squares, MB per 1,000 requests) with a 95% interval from
-the regression. Issue 15's target: at most 1 MB per 1,000 requests.
+the regression. Issue 15's target: at most 1 MB per 1,000 requests. Also how the completion
+requests were answered (shown, empty, error): a run whose answers turn empty makes requests
+faster and cheaper, and its slope per request is not comparable.
 `--options '{"telemetry": {"enabled": false}}'` adds settings to the bench's own (a run without
 the feedback store, for comparison).
 """
@@ -100,6 +102,7 @@ def main() -> None:
     for _ in range(3):
         open_one()
     requests, samples = 0, []
+    answers = {"shown": 0, "empty": 0, "error": 0}  # the completion requests' answers
     started = last_sample = time.monotonic()
     try:
         while time.monotonic() - started < args.minutes * 60:
@@ -125,6 +128,7 @@ def main() -> None:
             )
             requests += 1
             items = ((answer or {}).get("result") or {}).get("items") or []
+            answers["error" if (answer or {}).get("error") else "shown" if items else "empty"] += 1
             if items:
                 suggestion_id = items[0]["command"]["arguments"][0]
                 client.notify("hintwise/didShow", {"id": suggestion_id})
@@ -162,6 +166,7 @@ def main() -> None:
         "requests": requests,
         "requests_after_warmup": requests - after[0][0] if after else 0,
         "files_opened": opened,
+        "completion_answers": answers,
         "rss_mb_after_warmup": round(after[0][1], 1) if after else None,
         "rss_mb_end": round(samples[-1][1], 1) if samples else None,
         "slope_mb_per_1000_requests": round(1000 * per_request, 2),
