@@ -2,7 +2,7 @@
 
 `np.exp(logits - top)` allocates two arrays the size of the vocabulary for every generated token
 (1 MB each with Gemma's 262,144 tokens), and a masked copy a third. Blocks that size come and go
-a hundred times a second in a typing session; once glibc has raised its mmap threshold above
+all through a typing session; once glibc has raised its mmap threshold above
 them they are carved from the heap, where the small allocations made between them fragment it
 and the process's resident memory creeps up. Each thread instead gets its buffers once.
 """
