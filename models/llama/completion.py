@@ -255,8 +255,9 @@ class Completer:
                     continue
                 allowed.append(token)
             if allowed:
-                ids = np.asarray(allowed)
-                return [int(t) for t in _top(ids, logits[ids], k)]
+                mask = masked(logits, -np.inf)
+                mask[allowed] = logits[allowed]
+                return [int(np.argmax(mask))] if k == 1 else largest(mask, k)
         choices = logits
         if banned or (indent and not remaining):
             mask = masked(logits, -np.inf if indent and not remaining else None)
@@ -317,11 +318,3 @@ class Limits:
         if time.perf_counter() > self.deadline:
             return "time"
         return None
-
-
-def _top(ids: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
-    """The `ids` of the `k` largest `values`, largest first."""
-    if k >= len(ids):
-        return ids[np.argsort(-values, kind="stable")]
-    part = np.argpartition(-values, k - 1)[:k]
-    return ids[part[np.argsort(-values[part], kind="stable")]]
