@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH, WINDOW = 4, 384
 
 
@@ -183,7 +182,7 @@ def main() -> None:
     results["lines"] = {"minutes": round(minutes, 1), "steps": lines.steps}
     results["lines"] |= judged(model, base, sets)
 
-    base = base_model.load(gguf, require(), cache_parent=cache)
+    base = base_model.load(gguf, require(), cache_parent=cache)  # PEFT wrapped the last one
     started = time.monotonic()
     model = train_on_files(
         base, file_windows(args.repo, base), args.steps, args.files_lr, args.keep
