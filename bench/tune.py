@@ -2,7 +2,8 @@
 
     python bench/tune.py --repo PATH [--max-examples 240] [--holes-per-file 8]
         [--fim ../shared/data/fim/humaneval_single_line.jsonl] [--regression-size 100]
-        [--max-minutes 120] [--learning-rate LR] [--epochs N] [--data-dir DIR]
+        [--max-minutes 120] [--objective lines|text] [--learning-rate LR] [--epochs N]
+        [--data-dir DIR]
         [--json OUT]
 
 Runs the real command, `hintwise tune --from-repo PATH`, in a fresh data directory (no feedback
@@ -45,6 +46,8 @@ def run_tune(args: argparse.Namespace, data_dir: Path) -> tuple[dict, float, int
     ]  # fmt: skip
     if args.fim.exists():
         command += ["--regression", str(args.fim)]
+    if args.objective:
+        command += ["--objective", args.objective]
     if args.learning_rate:
         command += ["--learning-rate", str(args.learning_rate)]
     if args.epochs:
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--fim", type=Path, default=FIM)
     parser.add_argument("--regression-size", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=120)
+    parser.add_argument("--objective", choices=["lines", "text"], default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)

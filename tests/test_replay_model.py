@@ -115,3 +115,47 @@ def test_training_prompts_are_built_as_the_answers_prompts_without_answering(wor
     assert all(len(a.prompt) > 10 and a.suggestion == "" for a in built[:2])
     assert built[0].example() is not None and built[0].example().target.endswith("STEP_7 = 7")
     assert built[2].prompt == answered[2].prompt
+
+
+def test_text_windows_become_examples_whose_prompt_is_bos_and_the_code_before(worker, tmp_path):
+    """`--objective text` trains on the files' text: each example's prompt is what the server
+    would send before that code ([BOS] and the text, tokenized by the model it runs)."""
+    from hintwise.lsp_server.tune.text_windows import examples, file_windows
+
+    (tmp_path / "helpers.py").write_text(HELPERS * 6)
+    found = file_windows(tmp_path / "helpers.py", tmp_path)
+    built = examples(worker, found)
+    assert len(built) == len(found) > 1
+    vocab = worker.engine.vocab
+    for window, example in zip(found, built, strict=True):
+        assert example.target == window.target and example.source == "text"
+        assert list(example.prompt[:1]) == vocab.bos_tokens()
+        text = vocab.llm.detokenize(list(example.prompt[1:])).decode()
+        assert text == window.before
+
+
+def test_a_text_run_trains_on_the_store_as_lines_and_on_the_repository_as_text(
+    gemma_path, tmp_path
+):
+    from hintwise.lsp_server.config import apply
+    from hintwise.lsp_server.tune.cases import Case
+    from hintwise.lsp_server.tune.run import Options, Run, training_examples
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("a.py", "b.py", "c.py", "d.py", "e.py"):
+        (repo / name).write_text(HELPERS * 4)
+    settings, _ = apply(Settings(data_dir=str(tmp_path / "data")), {"model.path": str(gemma_path)})
+    options = Options(repo=str(repo), objective="text", max_train=5)
+    run = Run(settings, gemma_path, options)
+    stored = Case("import os\nx = ", 14, "python", "os.getcwd()", "store:s1")
+    replayed = Case("def f():\n    ", 13, "python", "return 1", "repo:a.py:2")
+    found = training_examples(run, [stored, replayed])
+    assert [e.source for e in found] == ["store", "text", "text", "text", "text", "text"]
+    # (token healing gives the prompt's last space back to the target)
+    assert found[0].target.endswith("os.getcwd()") and found[1].target.startswith("def add")
+    assert (run.work / "text-train.json").exists()
+    assert training_examples(run, [stored, replayed])[1:] == found[1:]  # read back, same ids
+    lines = Run(settings, gemma_path, Options(repo=str(repo), max_train=5))
+    both = training_examples(lines, [stored, replayed])
+    assert [e.source for e in both] == ["store", "repo"] and both[1].target.endswith("return 1")

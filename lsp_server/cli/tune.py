@@ -33,6 +33,7 @@ TUNE_INSTALL = 'pip install "hintwise[tune]"'
 _LABELS = {
     "base-train": "base model, training cases (for the gate)",
     "prompts-train": "training prompts",
+    "text-train": "training text",
     "base-held": "base model, held-out cases",
     "base-regression": "base model, regression set",
     "train": "training",
@@ -64,6 +65,13 @@ _LABELS = {
     default=4,
     show_default=True,
     help="With --from-repo: lines replayed in each file.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["lines", "text"]),
+    default="lines",
+    show_default=True,
+    help="With --from-repo: train on its replayed lines, or on its files' text.",
 )
 @click.option(
     "--regression",
@@ -107,6 +115,7 @@ def tune(
     max_minutes: float,
     max_examples: int,
     holes_per_file: int,
+    objective: str,
     regression: Path | None,
     regression_size: int,
     epochs: float | None,
@@ -132,6 +141,9 @@ def tune(
         options = _options(
             since_ms, repo, (max_examples, holes_per_file), regression, regression_size
         )
+        if objective == "text" and repo is None:
+            raise click.UsageError("--objective text trains on a repository: add --from-repo PATH")
+        options = dataclasses.replace(options, objective=objective)
         training = {"epochs": epochs, "learning_rate": learning_rate}
         chosen = {key: value for key, value in training.items() if value is not None}
         if chosen:

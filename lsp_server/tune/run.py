@@ -54,6 +54,10 @@ class Options:
     regression_rows: int = 100
     max_train: int = 400
     per_file: int = 4  # holes replayed in each file of the repository
+    # What the repository teaches: "lines", its replayed training lines (the server's prompt,
+    # the hidden line as the target); "text", windows of its training files' text
+    # (text_windows.py). The store's feedback always trains as lines.
+    objective: str = "lines"
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
 
 
@@ -192,6 +196,27 @@ class Run:
         self._save(f"{name}.json", [_row(answer) for answer in built])
         return built
 
+    def text_examples(self) -> list[Example]:
+        """Windows of the repository's training files' text as examples, saved at once."""
+        from hintwise.lsp_server.tune import text_windows
+        from hintwise.lsp_server.tune.replay_files import split_files
+
+        saved = self._load("text-train.json")
+        if saved is not None:
+            return [Example(tuple(row["prompt"]), row["target"], source="text") for row in saved]
+        root = Path(self.options.repo)
+        found = text_windows.windows(split_files(root)[0], root, self.options.max_train)
+        worker = start_worker(_with_adapter(self.settings, None))
+        try:
+            if not worker.wait_ready():
+                raise RuntimeError(f"the model did not load: {worker.error}")
+            built = text_windows.examples(worker, found)
+        finally:
+            worker.stop()
+        self._save("text-train.json", [{"prompt": e.prompt, "target": e.target} for e in built])
+        self.progress("text-train", len(built), len(built))
+        return built
+
     def _counter(self, name: str, done: int, total: int) -> Callable[[int], None]:
         return lambda n: self.progress(name, done + n, total)
 
@@ -204,7 +229,8 @@ class Run:
 
 
 def _without_train(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if key != "train"}
+    """The options that choose the cases (the others change only what training sees)."""
+    return {key: value for key, value in options.items() if key not in ("train", "objective")}
 
 
 def _plain(value: Any) -> Any:
@@ -339,7 +365,7 @@ def execute(
     base_held = run.answers("base-held", cases["held"], None)
     base_regression = run.answers("base-regression", cases["regression"], None)
     gate = retrain_gate(run, base_train, base_held)
-    examples = run.examples(run.prompts("prompts-train", cases["train"]))
+    examples = training_examples(run, cases["train"])
     per_case = _seconds_per_case(run)
     reserve = per_case * (len(cases["held"]) + len(cases["regression"])) + 60
     deadline = None if run.deadline is None else run.deadline - reserve
@@ -364,6 +390,7 @@ def execute(
     decision = decide(user, regression)
     figures = {
         "examples": len(examples),
+        "objective": run.options.objective,
         "held_out": {"base": summary(base_held), "tuned": summary(tuned_held)},
         "held_out_by_source": _by_source(base_held, tuned_held),
         "regression": {"base": summary(base_regression), "tuned": summary(tuned_regression)},
@@ -385,6 +412,16 @@ def execute(
         adapters.install(run.settings.data_path, run.base, run_dir)
     run.clear()  # the next run starts from the data there is then
     return outcome
+
+
+def training_examples(run: Run, train: Sequence[Case]) -> list[Example]:
+    """What the adapter trains on: the store's kept suggestions as lines, and the repository
+    as its replayed lines or its files' text (`Options.objective`)."""
+    if run.options.objective != "text" or not run.options.repo:
+        return run.examples(run.prompts("prompts-train", train))
+    stored = [case for case in train if not case.origin.startswith("repo:")]
+    found = run.examples(run.prompts("prompts-train", stored)) if stored else []
+    return found + run.text_examples()
 
 
 def retrain_gate(run: Run, train: Sequence[Answer], held: Sequence[Answer]) -> dict[str, Any]:

@@ -18,5 +18,5 @@ class Example:
     prompt: tuple[int, ...]
     target: str
     weight: float = 1.0
-    source: str = ""  # "accepted", "replacement", "survived", "replay"
+    source: str = ""  # where it came from: "store", "repo" (a replayed line), "text" (a window)
     time_ms: int = 0  # when the suggestion was made (replay: 0); orders the held-out split

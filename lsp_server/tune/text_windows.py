@@ -1,0 +1,82 @@
+"""Training examples from the repository's own text rather than from its replayed lines.
+
+Trained on replayed lines (the server's prompt, the hidden line as the target), the adapters
+learned the lines they saw and not the repository: on `rich` the loss of the held-out files'
+lines did not move while that of the training lines fell (docs/tune.md). Trained on the
+training files' text, more target tokens a step and the code as it runs on, the held-out loss
+went down (bench/tune_objective.py). A window is an example whose prompt is the code before it
+as the server would send it without a project preamble ([BOS] and the file's text so far) and
+whose target is the lines that follow.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hintwise.lsp_server.tune.replay_files import readable
+from hintwise.models.tune.examples import Example
+from hintwise.models.worker import ModelWorker
+
+# About 128 tokens of code (3-4 characters a token), the most of a target that training keeps
+# (a third of its 384-token sequences); windows start this far apart, so targets tile a file.
+TARGET_CHARS = 480
+# The code before the target that the prompt keeps: more than the sequence's other 256 tokens,
+# which training cuts from the left.
+PROMPT_CHARS = 1600
+
+
+@dataclass(frozen=True)
+class Window:
+    origin: str  # "text:<file>:<line>", the first line of the target (1-based)
+    before: str
+    target: str
+
+
+def file_windows(path: Path, root: Path) -> list[Window]:
+    """A file's windows, each starting and ending at a line boundary."""
+    text = readable(path)
+    if not text:
+        return []
+    name = path.relative_to(root).as_posix()
+    starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n" and i + 1 < len(text)]
+    found, index = [], 0
+    while index < len(starts):
+        start = starts[index]
+        end = index + 1
+        while end < len(starts) and starts[end] - start < TARGET_CHARS:
+            end += 1
+        stop = starts[end] if end < len(starts) else len(text)
+        target = text[start:stop]
+        if target.strip():
+            first = starts[bisect.bisect_left(starts, start - PROMPT_CHARS)]
+            found.append(Window(f"text:{name}:{index + 1}", text[first:start], target))
+        index = end
+    return found
+
+
+def windows(files: Sequence[Path], root: Path, count: int) -> list[Window]:
+    """At most `count` windows taken evenly through every training file (not the first ones)."""
+    every = [window for path in files for window in file_windows(path, root)]
+    if len(every) <= count:
+        return every
+    return [every[i * len(every) // count] for i in range(count)]
+
+
+def examples(worker: ModelWorker, found: Sequence[Window]) -> list[Example]:
+    """The windows as training examples, tokenized by the model the server runs."""
+
+    def build(engine: Any, cancelled: Any) -> list[list[int]]:
+        if not hasattr(engine, "tokenize") or not hasattr(engine, "vocab"):
+            raise RuntimeError("training on the repository's text needs a local GGUF model")
+        bos = engine.vocab.bos_tokens()
+        return [[*bos, *engine.tokenize(window.before)] for window in found]
+
+    prompts = worker.submit(build).future.result()
+    return [
+        Example(prompt=tuple(prompt), target=window.target, source="text")
+        for window, prompt in zip(found, prompts, strict=True)
+    ]
