@@ -43,13 +43,21 @@ def write_lora(
     dtype: type = np.float32,
     architecture: str | None = None,
     shapes: dict | None = None,
+    b_std: float | None = None,
+    blocks: str = "all",
 ) -> Path:
     """A GGUF LoRA for `base`: random A, and random B (or zero B: a no-op adapter).
 
-    `architecture` / `shapes` override what the base says, to write an adapter for another
-    model (which llama.cpp must refuse)."""
+    `b_std` gives B its own spread (default `std`); `blocks` "first" or "last" adapts only that
+    transformer block. `architecture` / `shapes` override what the base says, to write an
+    adapter for another model (which llama.cpp must refuse)."""
     found_architecture, found_shapes = base_shapes(base, targets)
     shapes = shapes if shapes is not None else found_shapes
+    if blocks != "all":
+        numbers = sorted({int(name.split(".")[1]) for name in shapes})
+        kept = numbers[0] if blocks == "first" else numbers[-1]
+        shapes = {name: shape for name, shape in shapes.items() if name.split(".")[1] == str(kept)}
+    b_std = std if b_std is None else b_std
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(str(out), architecture or found_architecture)
     writer.add_string("general.type", "adapter")
@@ -57,7 +65,7 @@ def write_lora(
     writer.add_float32("adapter.lora.alpha", float(alpha))
     for name, (n_in, n_out) in sorted(shapes.items()):
         a = rng.normal(0.0, std, size=(rank, n_in)).astype(dtype)
-        b = np.zeros((n_out, rank), dtype) if zero_b else rng.normal(0, std, (n_out, rank))
+        b = np.zeros((n_out, rank), dtype) if zero_b else rng.normal(0, b_std, (n_out, rank))
         writer.add_tensor(f"{name}.lora_a", a)
         writer.add_tensor(f"{name}.lora_b", b.astype(dtype))
     writer.write_header_to_file()
