@@ -156,6 +156,6 @@ def test_a_text_run_trains_on_the_store_as_lines_and_on_the_repository_as_text(
     assert found[0].target.endswith("os.getcwd()") and found[1].target.startswith("def add")
     assert (run.work / "text-train.json").exists()
     assert training_examples(run, [stored, replayed])[1:] == found[1:]  # read back, same ids
-    lines = Run(settings, gemma_path, Options(repo=str(repo), max_train=5))
+    lines = Run(settings, gemma_path, Options(repo=str(repo), max_train=5, objective="lines"))
     both = training_examples(lines, [stored, replayed])
     assert [e.source for e in both] == ["store", "repo"] and both[1].target.endswith("return 1")

@@ -151,7 +151,7 @@ def test_other_training_settings_keep_the_base_answers_other_data_does_not(
     assert not (retrain.work / "answers-tuned-held.json").exists()
     assert not train_dir(settings.data_path, base).exists()
     (retrain.work / "answers-tuned-held.json").write_text("[]")
-    text = Run(settings, base, Options(repo="/src/a", train={"epochs": 3.0}, objective="text"))
+    text = Run(settings, base, Options(repo="/src/a", train={"epochs": 3.0}, objective="lines"))
     assert (text.work / "answers-base-held.json").exists()
     assert not (text.work / "answers-tuned-held.json").exists()
     other = Run(settings, base, Options(repo="/src/b", train={"epochs": 3.0}))

@@ -2,8 +2,9 @@
 paused by its time limit and resumed, an adapter trained, written as GGUF, judged on the held-out
 quarter and installed or refused, and then loaded to serve a suggestion.
 
-Tiny on purpose (8 training examples, 2 steps): CI proves the loop works, bench/tune.py measures
-whether it helps. Needs the tune extra (torch, transformers, PEFT).
+Tiny on purpose (8 of the store's examples and a few windows of a small repository's text,
+a few steps): CI proves the loop works, bench/tune.py measures whether it helps. Needs the tune
+extra (torch, transformers, PEFT).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, hintwise_command
 
+from hintwise.lsp_server.tune import text_windows
+from hintwise.lsp_server.tune.replay import repo_cases
+from hintwise.lsp_server.tune.replay_files import split_files
 from hintwise.models.files import adapters
 from hintwise.telemetry import Event, Suggestion, Writer
 
@@ -56,6 +60,18 @@ def write_store(path: Path) -> None:
     assert writer.close()
 
 
+def write_repo(root: Path) -> Path:
+    """A small package of the user's own code, for `--from-repo`."""
+    root.mkdir()
+    for n, name in enumerate(("events", "handlers", "routes", "store", "views")):
+        body = "".join(
+            f"def {name}_{i}(event):\n    log.info(event)\n    return event.get({i + n})\n\n\n"
+            for i in range(12)
+        )
+        (root / f"{name}.py").write_text(f"import logging\n\nlog = logging.getLogger()\n\n\n{body}")
+    return root
+
+
 def hintwise(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*hintwise_command(), *args], env=env, capture_output=True, text=True, timeout=1200
@@ -68,7 +84,11 @@ def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
 ) -> None:
     env = {**server_env, "HINTWISE_DATA_DIR": str(tmp_path), "HINTWISE_MODEL": str(gemma_path)}
     write_store(tmp_path / "telemetry.db")
+    repo = write_repo(tmp_path / "repo")
     tune = ["tune", "--json", "--max-examples", "8", "--regression-size", "3"]
+    tune += ["--from-repo", str(repo), "--holes-per-file", "1"]  # its text trains too
+    windows = text_windows.windows(split_files(repo)[0], repo, 8)
+    held_holes = repo_cases(repo, per_file=1)[1]
 
     paused = hintwise(env, *tune, "--max-minutes", "0.01")
     assert paused.returncode == 3, paused.stderr
@@ -78,8 +98,9 @@ def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout)
     figures = outcome["figures"]
-    assert figures["examples"] == 8 and figures["training"]["steps"] >= 2
-    assert figures["held_out"]["base"]["n"] == ROWS // 4
+    assert figures["objective"] == "text" and len(windows) >= 3
+    assert figures["examples"] == 8 + len(windows) and figures["training"]["steps"] >= 2
+    assert figures["held_out"]["base"]["n"] == ROWS // 4 + len(held_holes)
     assert figures["regression"]["base"]["n"] == 3
     assert 0 < figures["adapter_bytes"] <= 8_000_000
     run = Path(outcome["run_dir"])

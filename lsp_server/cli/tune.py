@@ -68,10 +68,9 @@ _LABELS = {
 )
 @click.option(
     "--objective",
-    type=click.Choice(["lines", "text"]),
-    default="lines",
-    show_default=True,
-    help="With --from-repo: train on its replayed lines, or on its files' text.",
+    type=click.Choice(["text", "lines"]),
+    default=None,
+    help="With --from-repo: train on its files' text (the default), or on its replayed lines.",
 )
 @click.option(
     "--regression",
@@ -115,7 +114,7 @@ def tune(
     max_minutes: float,
     max_examples: int,
     holes_per_file: int,
-    objective: str,
+    objective: str | None,
     regression: Path | None,
     regression_size: int,
     epochs: float | None,
@@ -141,9 +140,14 @@ def tune(
         options = _options(
             since_ms, repo, (max_examples, holes_per_file), regression, regression_size
         )
-        if objective == "text" and repo is None:
-            raise click.UsageError("--objective text trains on a repository: add --from-repo PATH")
+        if objective is not None and repo is None:
+            raise click.UsageError(f"--objective {objective} is for a repository: add --from-repo")
+        objective = objective or "text"
         options = dataclasses.replace(options, objective=objective)
+        if objective == "text" and repo is not None and learning_rate is None:
+            from hintwise.lsp_server.tune.text_windows import LEARNING_RATE
+
+            learning_rate = LEARNING_RATE
         training = {"epochs": epochs, "learning_rate": learning_rate}
         chosen = {key: value for key, value in training.items() if value is not None}
         if chosen:

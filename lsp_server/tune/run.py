@@ -54,10 +54,10 @@ class Options:
     regression_rows: int = 100
     max_train: int = 400
     per_file: int = 4  # holes replayed in each file of the repository
-    # What the repository teaches: "lines", its replayed training lines (the server's prompt,
-    # the hidden line as the target); "text", windows of its training files' text
-    # (text_windows.py). The store's feedback always trains as lines.
-    objective: str = "lines"
+    # What the repository teaches: "text", windows of its training files' text
+    # (text_windows.py); "lines", its replayed training lines (the server's prompt, the hidden
+    # line as the target). The store's feedback always trains as lines.
+    objective: str = "text"
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
 
 
