@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hintwise.lsp_server.code.syntax import EXTENSIONS, language_for_path
 
@@ -95,6 +97,16 @@ def source_files(root: Path) -> list[Path]:
         if path.is_file() and readable(path) is not None:
             found.append(path)
     return found
+
+
+Item = TypeVar("Item")
+
+
+def spread(items: Sequence[Item], count: int) -> list[Item]:
+    """At most `count` items taken evenly through the list (every file, not the first ones)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
 
 
 def split_files(root: Path, held_out: float = 0.2) -> tuple[list[Path], list[Path]]:

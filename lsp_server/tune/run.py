@@ -32,6 +32,7 @@ from hintwise.lsp_server.engines.workers import start_worker
 from hintwise.lsp_server.tune import cases as tune_cases
 from hintwise.lsp_server.tune.cases import Answer, Case
 from hintwise.lsp_server.tune.decide import Paired, decide, paired
+from hintwise.lsp_server.tune.replay_files import spread
 from hintwise.models.files import adapters
 from hintwise.models.tune.examples import Example
 
@@ -326,13 +327,6 @@ def collect(run: Run, store: Path | None, say: Callable[[str], None]) -> dict[st
     found = {"train": train, "held": held, "regression": regression}
     run._save("cases.json", {name: case_rows(cases) for name, cases in found.items()})
     return found
-
-
-def spread(cases: Sequence[Case], count: int) -> list[Case]:
-    """At most `count` cases taken evenly through the list (every file, not the first ones)."""
-    if len(cases) <= count:
-        return list(cases)
-    return [cases[i * len(cases) // count] for i in range(count)]
 
 
 def _file_order(case: Case) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hintwise.lsp_server.tune.replay_files import readable
+from hintwise.lsp_server.tune.replay_files import readable, spread
 from hintwise.models.tune.examples import Example
 from hintwise.models.worker import ModelWorker
 
@@ -64,10 +64,7 @@ def file_windows(path: Path, root: Path) -> list[Window]:
 
 def windows(files: Sequence[Path], root: Path, count: int) -> list[Window]:
     """At most `count` windows taken evenly through every training file (not the first ones)."""
-    every = [window for path in files for window in file_windows(path, root)]
-    if len(every) <= count:
-        return every
-    return [every[i * len(every) // count] for i in range(count)]
+    return spread([window for path in files for window in file_windows(path, root)], count)
 
 
 def examples(worker: ModelWorker, found: Sequence[Window]) -> list[Example]:
