@@ -138,13 +138,14 @@ def test_a_text_run_trains_on_the_store_as_lines_and_on_the_repository_as_text(
     gemma_path, tmp_path
 ):
     from hintwise.lsp_server.config import apply
+    from hintwise.lsp_server.tune import text_windows
     from hintwise.lsp_server.tune.cases import Case
     from hintwise.lsp_server.tune.run import Options, Run, training_examples
 
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("a.py", "b.py", "c.py", "d.py", "e.py"):
-        (repo / name).write_text(HELPERS * 4)
+        (repo / name).write_text(HELPERS * 8)
     settings, _ = apply(Settings(data_dir=str(tmp_path / "data")), {"model.path": str(gemma_path)})
     options = Options(repo=str(repo), objective="text", max_train=5)
     run = Run(settings, gemma_path, options)
@@ -154,6 +155,8 @@ def test_a_text_run_trains_on_the_store_as_lines_and_on_the_repository_as_text(
     assert [e.source for e in found] == ["store", "text", "text", "text", "text", "text"]
     # (token healing gives the prompt's last space back to the target)
     assert found[0].target.endswith("os.getcwd()") and found[1].target.startswith("def add")
+    assert {e.target_tokens for e in found[1:]} == {text_windows.TARGET_TOKENS}
+    assert found[0].target_tokens == 0  # a line keeps the default third
     assert (run.work / "text-train.json").exists()
     assert training_examples(run, [stored, replayed])[1:] == found[1:]  # read back, same ids
     lines = Run(settings, gemma_path, Options(repo=str(repo), max_train=5, objective="lines"))

@@ -16,11 +16,12 @@ def _module(n: int) -> str:
 def test_targets_tile_the_file_at_line_boundaries_after_the_code_before_them(
     tmp_path: Path,
 ) -> None:
-    text = _module(60)
+    text = _module(120)
     (tmp_path / "handlers.py").write_text(text)
     found = file_windows(tmp_path / "handlers.py", tmp_path)
     assert len(found) > 5
-    assert "".join(window.target for window in found) == text
+    # (a last window of blank lines alone is no example)
+    assert "".join(window.target for window in found).rstrip() == text.rstrip()
     position = 0
     for window in found:
         assert window.target.endswith("\n") and len(window.target) < TARGET_CHARS + 80

@@ -28,6 +28,13 @@ def test_a_long_target_keeps_a_third_of_the_budget() -> None:
     assert encoded is not None and encoded.n_target == 10 and encoded.tokens[:2] == (7, 8)
 
 
+def test_an_example_may_keep_more_of_its_target_but_never_the_whole_sequence() -> None:
+    wider = encode(Example((7, 8), "a" * 50, target_tokens=20), _tokenize, 30, bos=1)
+    assert wider is not None and wider.n_target == 20 and wider.tokens[:2] == (7, 8)
+    whole = encode(Example((1, 8), "a" * 50, target_tokens=99), _tokenize, 30, bos=1)
+    assert whole is not None and whole.n_target == 29 and whole.tokens[0] == 1
+
+
 def test_an_empty_target_is_no_example() -> None:
     assert encode(Example((1, 2), ""), _tokenize, 384, bos=1) is None
 

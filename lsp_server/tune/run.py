@@ -204,7 +204,7 @@ class Run:
 
         saved = self._load("text-train.json")
         if saved is not None:
-            return [Example(tuple(row["prompt"]), row["target"], source="text") for row in saved]
+            return [text_windows.saved_example(row) for row in saved]
         root = Path(self.options.repo)
         found = text_windows.windows(split_files(root)[0], root, self.options.max_train)
         worker = start_worker(_with_adapter(self.settings, None))
@@ -214,7 +214,7 @@ class Run:
             built = text_windows.examples(worker, found)
         finally:
             worker.stop()
-        self._save("text-train.json", [{"prompt": e.prompt, "target": e.target} for e in built])
+        self._save("text-train.json", [text_windows.saved_row(example) for example in built])
         self.progress("text-train", len(built), len(built))
         return built
 

@@ -23,10 +23,14 @@ from hintwise.lsp_server.tune.replay_files import readable, spread
 from hintwise.models.tune.examples import Example
 from hintwise.models.worker import ModelWorker
 
-# About 128 tokens of code (3-4 characters a token), the most of a target that training keeps
-# (a third of its 384-token sequences); windows start this far apart, so targets tile a file.
-TARGET_CHARS = 480
-# The code before the target that the prompt keeps: more than the sequence's other 256 tokens,
+# The most of a window's target that training keeps: two thirds of its 384-token sequences, so
+# a step learns from twice the tokens the default third gave (the cost of a step is mostly the
+# sequence, not the target), and a prompt tail of 128 tokens or more.
+TARGET_TOKENS = 256
+# About 240 tokens of code (3.5 characters a token on `rich`), so that most targets fit in
+# TARGET_TOKENS; windows start this far apart, so targets tile a file.
+TARGET_CHARS = 840
+# The code before the target that the prompt keeps: more than the sequence has room for,
 # which training cuts from the left.
 PROMPT_CHARS = 1600
 # The step size the measurements used for this objective (the line objective's default is 2e-4).
@@ -78,6 +82,27 @@ def examples(worker: ModelWorker, found: Sequence[Window]) -> list[Example]:
 
     prompts = worker.submit(build).future.result()
     return [
-        Example(prompt=tuple(prompt), target=window.target, source="text")
+        Example(
+            prompt=tuple(prompt), target=window.target, source="text", target_tokens=TARGET_TOKENS
+        )
         for window, prompt in zip(found, prompts, strict=True)
     ]
+
+
+def saved_row(example: Example) -> dict[str, Any]:
+    """A window's example as the work folder keeps it (JSON)."""
+    return {
+        "prompt": example.prompt,
+        "target": example.target,
+        "target_tokens": example.target_tokens,
+    }
+
+
+def saved_example(row: dict[str, Any]) -> Example:
+    """An example read back from `saved_row`."""
+    return Example(
+        tuple(row["prompt"]),
+        row["target"],
+        source="text",
+        target_tokens=int(row.get("target_tokens", TARGET_TOKENS)),
+    )

@@ -30,10 +30,12 @@ def encode(
 ) -> Encoded | None:
     """The example's sequence, or None when its target has no tokens.
 
-    The target keeps at most a third of `max_tokens` (a suggestion is a line or a few), the
-    prompt its tail in the rest; a prompt cut on the left keeps its BOS token in front, as
-    the server's prompts always start with it."""
-    target = tokenize(example.target)[: max(1, max_tokens // 3)]
+    The target keeps at most `example.target_tokens`, by default a third of `max_tokens` (a
+    suggestion is a line or a few), and always leaves room for a prompt token; the prompt keeps
+    its tail in the rest. A prompt cut on the left keeps its BOS token in front, as the
+    server's prompts always start with it."""
+    most = min(example.target_tokens or max_tokens // 3, max_tokens - 1)
+    target = tokenize(example.target)[: max(1, most)]
     if not target:
         return None
     budget = max_tokens - len(target)

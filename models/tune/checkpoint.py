@@ -44,7 +44,9 @@ def fingerprint(examples: Sequence[Example], config: Any) -> str:
     settings = {k: v for k, v in vars(config).items() if k not in ("save_every", "threads")}
     digest = hashlib.sha256(repr(sorted(settings.items())).encode())
     for example in examples:
-        digest.update(repr((example.prompt, example.target, example.weight)).encode())
+        digest.update(
+            repr((example.prompt, example.target, example.weight, example.target_tokens)).encode()
+        )
     return digest.hexdigest()[:16]
 
 
