@@ -3,7 +3,7 @@
     python bench/tune.py --repo PATH [--max-examples 240] [--holes-per-file 8]
         [--fim ../shared/data/fim/humaneval_single_line.jsonl] [--regression-size 100]
         [--max-minutes 120] [--objective lines|text] [--learning-rate LR] [--epochs N]
-        [--data-dir DIR]
+        [--general-share F] [--data-dir DIR]
         [--json OUT]
 
 Runs the real command, `hintwise tune --from-repo PATH`, in a fresh data directory (no feedback
@@ -48,6 +48,8 @@ def run_tune(args: argparse.Namespace, data_dir: Path) -> tuple[dict, float, int
         command += ["--regression", str(args.fim)]
     if args.objective:
         command += ["--objective", args.objective]
+    if args.general_share is not None:
+        command += ["--general-share", str(args.general_share)]
     if args.learning_rate:
         command += ["--learning-rate", str(args.learning_rate)]
     if args.epochs:
@@ -86,6 +88,7 @@ def report(result: dict, seconds: float, rounds: int) -> dict:
         "regression_tuned": regression["tuned"]["exact"],
         "regression_gain_ci95": figures["regression_gain"]["ci95"],
         "examples": figures["examples"],
+        "examples_by_source": figures.get("examples_by_source", {}),
         "training_steps": figures["training"]["steps"],
         "training_minutes": round(figures["training"]["seconds"] / 60, 1),
         "run_minutes": round(seconds / 60, 1),
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--objective", choices=["lines", "text"], default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--general-share", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--data-dir",

@@ -4,6 +4,7 @@ the gate train on (the prompt's token ids, the gate's features)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -152,13 +153,17 @@ def test_a_text_run_trains_on_the_store_as_lines_and_on_the_repository_as_text(
     stored = Case("import os\nx = ", 14, "python", "os.getcwd()", "store:s1")
     replayed = Case("def f():\n    ", 13, "python", "return 1", "repo:a.py:2")
     found = training_examples(run, [stored, replayed])
-    assert [e.source for e in found] == ["store", "text", "text", "text", "text", "text"]
+    # a fifth of the windows are the standard library's (text_windows.GENERAL_SHARE)
+    assert [e.source for e in found] == ["store", "text", "text", "text", "text", "general"]
     # (token healing gives the prompt's last space back to the target)
     assert found[0].target.endswith("os.getcwd()") and found[1].target.startswith("def add")
     assert {e.target_tokens for e in found[1:]} == {text_windows.TARGET_TOKENS}
     assert found[0].target_tokens == 0  # a line keeps the default third
     assert (run.work / "text-train.json").exists()
     assert training_examples(run, [stored, replayed])[1:] == found[1:]  # read back, same ids
+    alone = Run(settings, gemma_path, dataclasses.replace(options, general=0.0))
+    assert (alone.work / "text-train.json").exists() is False  # other windows: built again
+    assert [e.source for e in training_examples(alone, [stored, replayed])[1:]] == ["text"] * 5
     lines = Run(settings, gemma_path, Options(repo=str(repo), max_train=5, objective="lines"))
     both = training_examples(lines, [stored, replayed])
     assert [e.source for e in both] == ["store", "repo"] and both[1].target.endswith("return 1")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hintwise.lsp_server.tune.text_windows import PROMPT_CHARS, TARGET_CHARS, file_windows, windows
+from hintwise.lsp_server.tune.text_windows import (
+    PROMPT_CHARS,
+    TARGET_CHARS,
+    file_windows,
+    general_files,
+    mixed,
+    stdlib_root,
+    windows,
+)
 
 
 def _module(n: int) -> str:
@@ -48,3 +56,32 @@ def test_windows_are_taken_through_every_file_and_unreadable_files_give_none(
     few = windows(files, tmp_path, 6)
     assert len(few) == 6 and set(few) <= set(every)
     assert {w.origin.split(":")[1] for w in few} == {"pkg/a.py", "pkg/b.py", "pkg/c.py"}
+
+
+def test_general_code_is_the_standard_librarys_packages_and_none_of_the_regression_set() -> None:
+    from hintwise.lsp_server.tune.replay import stdlib_cases
+
+    root = stdlib_root()
+    found = general_files(root)
+    assert len(found) > 100
+    parts = {part for path in found for part in path.relative_to(root).parts}
+    assert {"asyncio", "email", "json"} <= parts
+    assert not parts & {"test", "encodings", "site-packages", "idlelib", "pydoc_data"}
+    # the default regression set replays top-level modules; these are all in packages
+    regression = {case.origin.split(":")[1] for case in stdlib_cases(40)}
+    assert regression and not regression & {p.relative_to(root).as_posix() for p in found}
+
+
+def test_a_share_of_the_windows_is_general_code_and_a_small_repository_keeps_all_its_own(
+    tmp_path: Path,
+) -> None:
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(_module(300))
+    files = sorted(tmp_path.glob("*.py"))
+    own = windows(files, tmp_path, 1000)
+    big = mixed(files, tmp_path, 20, 0.25)
+    assert [w.source for w in big] == ["text"] * 15 + ["general"] * 5
+    assert all(w.origin.startswith("general:") and w.target.strip() for w in big[15:])
+    small = mixed(files, tmp_path, 1000, 0.2)
+    assert small[: len(own)] == own and len(small) == len(own) + round(len(own) / 4)
+    assert mixed(files, tmp_path, 1000, 0.0) == own

@@ -59,6 +59,8 @@ def test_a_bad_date_or_a_missing_model_is_a_clear_error(env, tmp_path: Path) -> 
     assert code == 1 and "does not exist" in out
     code, out = _tune(env, "--objective", "text")
     assert code == 2 and "add --from-repo" in out
+    code, out = _tune(env, "--general-share", "0.3")
+    assert code == 2 and "add --from-repo" in out
 
 
 def test_without_the_tune_extra_the_install_command_is_said_before_any_work(

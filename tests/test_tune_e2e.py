@@ -87,7 +87,7 @@ def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
     repo = write_repo(tmp_path / "repo")
     tune = ["tune", "--json", "--max-examples", "8", "--regression-size", "3"]
     tune += ["--from-repo", str(repo), "--holes-per-file", "1"]  # its text trains too
-    windows = text_windows.windows(split_files(repo)[0], repo, 8)
+    windows = text_windows.mixed(split_files(repo)[0], repo, 8, text_windows.GENERAL_SHARE)
     held_holes = repo_cases(repo, per_file=1)[1]
 
     paused = hintwise(env, *tune, "--max-minutes", "0.01")
@@ -100,6 +100,10 @@ def test_tune_pauses_resumes_trains_judges_and_the_adapter_serves(
     figures = outcome["figures"]
     assert figures["objective"] == "text" and len(windows) >= 3
     assert figures["examples"] == 8 + len(windows) and figures["training"]["steps"] >= 2
+    general = sum(window.source == "general" for window in windows)
+    assert figures["examples_by_source"] == {"store": 8, "text": len(windows) - general} | (
+        {"general": general} if general else {}
+    )
     assert figures["held_out"]["base"]["n"] == ROWS // 4 + len(held_holes)
     assert figures["regression"]["base"]["n"] == 3
     assert 0 < figures["adapter_bytes"] <= 8_000_000

@@ -73,6 +73,13 @@ _LABELS = {
     help="With --from-repo: train on its files' text (the default), or on its replayed lines.",
 )
 @click.option(
+    "--general-share",
+    type=click.FloatRange(0, 0.9),
+    default=None,
+    help="With --from-repo: the share of the training windows that are general Python (the "
+    "standard library's), so the adapter keeps the code it knew (default 0.2).",
+)
+@click.option(
     "--regression",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A HumanEval single-line infilling file to use as the regression set "
@@ -115,6 +122,7 @@ def tune(
     max_examples: int,
     holes_per_file: int,
     objective: str | None,
+    general_share: float | None,
     regression: Path | None,
     regression_size: int,
     epochs: float | None,
@@ -142,8 +150,12 @@ def tune(
         )
         if objective is not None and repo is None:
             raise click.UsageError(f"--objective {objective} is for a repository: add --from-repo")
+        if general_share is not None and repo is None:
+            raise click.UsageError("--general-share is for a repository: add --from-repo")
         objective = objective or "text"
         options = dataclasses.replace(options, objective=objective)
+        if general_share is not None:
+            options = dataclasses.replace(options, general=general_share)
         if objective == "text" and repo is not None and learning_rate is None:
             from hintwise.lsp_server.tune.text_windows import LEARNING_RATE
 

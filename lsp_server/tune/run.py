@@ -22,6 +22,7 @@ import json
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 from hintwise.lsp_server.config import Settings, apply
 from hintwise.lsp_server.engines.workers import start_worker
 from hintwise.lsp_server.tune import cases as tune_cases
+from hintwise.lsp_server.tune import text_windows
 from hintwise.lsp_server.tune.cases import Answer, Case
 from hintwise.lsp_server.tune.decide import Paired, decide, paired
 from hintwise.lsp_server.tune.replay_files import spread
@@ -59,6 +61,7 @@ class Options:
     # (text_windows.py); "lines", its replayed training lines (the server's prompt, the hidden
     # line as the target). The store's feedback always trains as lines.
     objective: str = "text"
+    general: float = text_windows.GENERAL_SHARE  # of the text windows, standard-library code
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
 
 
@@ -127,6 +130,7 @@ class Run:
         shutil.rmtree(train_dir(self.settings.data_path, self.base), ignore_errors=True)
         for name in ("tuned-held", "tuned-regression"):
             (self.work / f"answers-{name}.json").unlink(missing_ok=True)
+        (self.work / "text-train.json").unlink(missing_ok=True)
         run_dir = self._load("run_dir.json")
         if run_dir and not (Path(run_dir) / adapters.REPORT_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # an adapter nobody judged
@@ -199,14 +203,14 @@ class Run:
 
     def text_examples(self) -> list[Example]:
         """Windows of the repository's training files' text as examples, saved at once."""
-        from hintwise.lsp_server.tune import text_windows
         from hintwise.lsp_server.tune.replay_files import split_files
 
         saved = self._load("text-train.json")
         if saved is not None:
             return [text_windows.saved_example(row) for row in saved]
         root = Path(self.options.repo)
-        found = text_windows.windows(split_files(root)[0], root, self.options.max_train)
+        options = self.options
+        found = text_windows.mixed(split_files(root)[0], root, options.max_train, options.general)
         worker = start_worker(_with_adapter(self.settings, None))
         try:
             if not worker.wait_ready():
@@ -231,7 +235,9 @@ class Run:
 
 def _without_train(options: dict[str, Any]) -> dict[str, Any]:
     """The options that choose the cases (the others change only what training sees)."""
-    return {key: value for key, value in options.items() if key not in ("train", "objective")}
+    return {
+        key: value for key, value in options.items() if key not in ("train", "objective", "general")
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -384,6 +390,7 @@ def execute(
     decision = decide(user, regression)
     figures = {
         "examples": len(examples),
+        "examples_by_source": dict(Counter(example.source for example in examples)),
         "objective": run.options.objective,
         "held_out": {"base": summary(base_held), "tuned": summary(tuned_held)},
         "held_out_by_source": _by_source(base_held, tuned_held),

@@ -18,7 +18,9 @@ class Example:
     prompt: tuple[int, ...]
     target: str
     weight: float = 1.0
-    source: str = ""  # where it came from: "store", "repo" (a replayed line), "text" (a window)
+    # where it came from: "store", "repo" (a replayed line), "text" (a window of the
+    # repository), "general" (a window of the standard library)
+    source: str = ""
     time_ms: int = 0  # when the suggestion was made (replay: 0); orders the held-out split
     # the most of the target's tokens training keeps; 0: a third of the sequence, room for a
     # suggestion of a line or a few (a window of the repository's text keeps more)
