@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hintwise.lsp_server.tune.replay_files import stdlib_root
 from hintwise.lsp_server.tune.text_windows import (
     PROMPT_CHARS,
     TARGET_CHARS,
     file_windows,
     general_files,
     mixed,
-    stdlib_root,
     windows,
 )
 

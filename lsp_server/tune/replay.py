@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from hintwise.lsp_server.tune.replay_files import (
     source_files,
     split_files,
     stable_fraction,
+    stdlib_root,
 )
 from hintwise.models.gate.features import FEATURE_VERSION
 from hintwise.models.tune.examples import Example
@@ -250,7 +250,7 @@ def stdlib_cases(count: int, seed: int = 0) -> list[Case]:
     """A regression set nobody on the team wrote: one hole in each of `count` top-level modules
     of the running Python's standard library, chosen by a hash of their names (the same set
     for the same Python version)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root = stdlib_root()
     modules = sorted(root.glob("*.py"), key=lambda path: stable_fraction(path.name))
     chosen = [path for path in modules if readable(path) is not None][:count]
     return cases(holes(chosen, 1, seed, root), root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,11 @@ def source_files(root: Path) -> list[Path]:
 
 
 Item = TypeVar("Item")
+
+
+def stdlib_root() -> Path:
+    """The running Python's standard library: code nobody on the team wrote, on every machine."""
+    return Path(sysconfig.get_paths()["stdlib"])
 
 
 def spread(items: Sequence[Item], count: int) -> list[Item]:

@@ -14,13 +14,12 @@ and whose target is the lines that follow.
 from __future__ import annotations
 
 import bisect
-import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hintwise.lsp_server.tune.replay_files import readable, spread
+from hintwise.lsp_server.tune.replay_files import readable, spread, stdlib_root
 from hintwise.models.tune.examples import Example
 from hintwise.models.worker import ModelWorker
 
@@ -56,7 +55,7 @@ class Window:
 
     @property
     def source(self) -> str:
-        """ "text" (the repository's) or "general" (the standard library's)."""
+        """Where the window comes from: "text", the repository; "general", the standard library."""
         return self.origin.split(":", 1)[0]
 
 
@@ -85,10 +84,6 @@ def file_windows(path: Path, root: Path, kind: str = "text") -> list[Window]:
 def windows(files: Sequence[Path], root: Path, count: int, kind: str = "text") -> list[Window]:
     """At most `count` windows taken evenly through every training file (not the first ones)."""
     return spread([window for path in files for window in file_windows(path, root, kind)], count)
-
-
-def stdlib_root() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
 
 
 def general_files(root: Path) -> list[Path]:
