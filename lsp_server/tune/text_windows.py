@@ -104,9 +104,9 @@ def mixed(files: Sequence[Path], root: Path, count: int, share: float) -> list[W
     own = windows(files, root, round(count * (1 - share)))
     if share <= 0 or not own:
         return own
-    general = stdlib_root()
+    stdlib = stdlib_root()
     wanted = round(len(own) * share / (1 - share))
-    return own + windows(general_files(general), general, wanted, kind="general")
+    return own + windows(general_files(stdlib), stdlib, wanted, kind="general")
 
 
 def examples(worker: ModelWorker, found: Sequence[Window]) -> list[Example]:
